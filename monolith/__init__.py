@@ -1,0 +1,1 @@
+"""The legacy polls monolith that strangler carves services out of."""

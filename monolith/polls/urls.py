@@ -1,0 +1,3 @@
+"""The polls API under /api/."""
+
+urlpatterns: list = []

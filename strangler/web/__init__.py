@@ -1,0 +1,1 @@
+"""What every deployable exposes besides its API: request ids, JSON logs, health and metrics."""
