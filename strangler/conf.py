@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _env = environ.Env()
+_SCHEMES = {"postgres", "postgresql", "pgsql", "psql", "sqlite"}
 
 
 def _fail(name: str, why: str) -> ImproperlyConfigured:
@@ -90,12 +91,16 @@ def database(name: str, *, var_name: str = "DATABASE_URL") -> dict[str, Any]:
             "NAME": str(var_dir() / f"{name}.sqlite3"),
             "OPTIONS": {"timeout": 20},
         }
+    scheme = raw.split("://", 1)[0] if "://" in raw else ""
+    if scheme not in _SCHEMES:
+        raise _fail(
+            var_name,
+            f"is not a valid database URL (scheme {scheme!r}; use postgres:// or sqlite:///)",
+        )
     try:
         config = _env.db_url_config(raw)
     except Exception as exc:
         raise _fail(var_name, f"is not a valid database URL ({exc})") from None
-    if not config.get("ENGINE"):
-        raise _fail(var_name, f"has an unsupported scheme in {raw.split(':', 1)[0]!r}")
     if config["ENGINE"] == "django.db.backends.postgresql" and not config.get("NAME"):
         raise _fail(var_name, "names no database (expected postgres://user@host/NAME)")
     config.setdefault("CONN_MAX_AGE", env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0))
