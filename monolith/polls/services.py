@@ -1,0 +1,117 @@
+"""The only writers of questions, choices and votes.
+
+Views validate, call one of these, and serialize. Each function is one transaction, so the
+dual-write adapters can later append their outbox event to the same transaction right here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from monolith.polls.models import Choice, Question, Vote
+
+VOTE_UNIQUE_CONSTRAINT = "polls_vote_one_per_user_per_question"
+QUESTION_UPDATABLE_FIELDS = frozenset({"question_text", "pub_date"})
+
+
+class AlreadyVoted(Exception):
+    """The user already has a vote on this question."""
+
+    def __init__(self, *, user_id: int, question_id: int) -> None:
+        super().__init__(f"User {user_id} already voted on question {question_id}.")
+        self.user_id = user_id
+        self.question_id = question_id
+
+
+class ChoiceNotFound(Exception):
+    """The choice to vote for does not exist (any more)."""
+
+    def __init__(self, *, choice_id: int) -> None:
+        super().__init__(f"Choice {choice_id} does not exist.")
+        self.choice_id = choice_id
+
+
+def _violates(error: IntegrityError, constraint: str) -> bool:
+    diag = getattr(error.__cause__, "diag", None)
+    if diag is not None and getattr(diag, "constraint_name", None):
+        return diag.constraint_name == constraint
+    # SQLite names the columns, not the constraint.
+    return "polls_vote.user_id, polls_vote.question_id" in str(error)
+
+
+@transaction.atomic
+def question_create(
+    *, created_by_id: int, question_text: str, pub_date: datetime | None = None
+) -> Question:
+    question = Question(created_by_id=created_by_id, question_text=question_text)
+    if pub_date is not None:
+        question.pub_date = pub_date
+    question.save()
+    return question
+
+
+@transaction.atomic
+def question_update(*, question: Question, **fields: Any) -> Question:
+    unknown = set(fields) - QUESTION_UPDATABLE_FIELDS
+    if unknown:
+        raise TypeError(f"question_update() cannot set {', '.join(sorted(unknown))}")
+    for name, value in fields.items():
+        setattr(question, name, value)
+    if fields:
+        question.save(update_fields=list(fields))
+    return question
+
+
+@transaction.atomic
+def question_delete(*, question: Question) -> None:
+    question.delete()
+
+
+@transaction.atomic
+def choice_create(*, question: Question, choice_text: str) -> Choice:
+    return Choice.objects.create(question=question, choice_text=choice_text)
+
+
+@transaction.atomic
+def choice_update(*, choice: Choice, choice_text: str) -> Choice:
+    choice.choice_text = choice_text
+    choice.save(update_fields=["choice_text"])
+    return choice
+
+
+@transaction.atomic
+def choice_delete(*, choice: Choice) -> None:
+    choice.delete()
+
+
+@transaction.atomic
+def vote_cast(*, user_id: int, choice_id: int) -> Vote:
+    """Record the user's vote; ``AlreadyVoted`` if they voted on the question before.
+
+    The unique (user, question) constraint decides, not a Python pre-check, so concurrent
+    attempts cannot both succeed; the savepoint keeps the outer transaction usable.
+    """
+    question_id = (
+        Choice.objects.filter(pk=choice_id)
+        .values_list("question_id", flat=True)
+        .first()
+    )
+    if question_id is None:
+        raise ChoiceNotFound(choice_id=choice_id)
+    try:
+        with transaction.atomic():
+            return Vote.objects.create(
+                user_id=user_id, choice_id=choice_id, question_id=question_id
+            )
+    except IntegrityError as error:
+        if _violates(error, VOTE_UNIQUE_CONSTRAINT):
+            raise AlreadyVoted(user_id=user_id, question_id=question_id) from error
+        raise
+
+
+@transaction.atomic
+def vote_retract(*, vote: Vote) -> None:
+    vote.delete()
