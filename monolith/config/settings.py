@@ -33,6 +33,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "strangler.web.request_id.RequestIdMiddleware",
+    "strangler.web.dryrun.DryRunMiddleware",
     "strangler.web.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
