@@ -19,7 +19,7 @@ from django.db import connections, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 DRY_RUN_HEADER = "X-Strangler-Dry-Run"
-TOKEN_HEADER = "X-Strangler-Router-Token"
+TOKEN_HEADER = "X-Strangler-Router-Token"  # noqa: S105 - a header name
 ROLLED_BACK = "rolled-back"
 
 

@@ -1,0 +1,199 @@
+"""Shadow traffic: after the primary has answered, replay the request to the shadow backend
+from a bounded queue, compare both answers with ``strangler.compare`` and record mismatches.
+
+Nothing here is on the client's path: a full queue drops the job (and counts it). Unsafe
+methods go out only as a dry run (``X-Strangler-Dry-Run: 1`` plus the router's token), which
+the service executes in a transaction it rolls back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from router.metrics import SHADOW
+from strangler.routing.schema import SAFE_METHODS
+
+log = logging.getLogger("router.shadow")
+DRY_RUN_HEADER = "X-Strangler-Dry-Run"
+TOKEN_HEADER = "X-Strangler-Router-Token"  # noqa: S105 - a header name
+
+
+@dataclass
+class ShadowJob:
+    route: str
+    backend: str
+    session: aiohttp.ClientSession
+    url: str
+    method: str
+    path: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    primary_status: int
+    primary_headers: dict[str, str]
+    primary_body: bytes
+
+
+class ShadowCounts:
+    """Per-route match/mismatch/error/dropped counts for the status page."""
+
+    def __init__(self) -> None:
+        self.by_route: dict[str, dict[str, int]] = {}
+
+    def add(self, route: str, backend: str, result: str) -> None:
+        SHADOW.labels(route, backend, result).inc()
+        counts = self.by_route.setdefault(
+            route,
+            {"match": 0, "mismatch": 0, "error": 0, "dropped": 0, "skipped": 0},
+        )
+        counts[result] += 1
+
+    def summary(self) -> dict[str, Any]:
+        out = {}
+        for route, counts in self.by_route.items():
+            compared = counts["match"] + counts["mismatch"]
+            rate = counts["match"] / compared if compared else None
+            out[route] = {**counts, "parity": rate}
+        return out
+
+
+class Shadower:
+    def __init__(
+        self,
+        *,
+        queue_size: int,
+        workers: int,
+        record_path: Path,
+        router_token: str | None,
+        rules_dir: Path | None,
+    ) -> None:
+        self.queue: asyncio.Queue[ShadowJob] = asyncio.Queue(maxsize=queue_size)
+        self.workers = workers
+        self.record_path = record_path
+        self.router_token = router_token
+        self.rules_dir = rules_dir
+        self.counts = ShadowCounts()
+        self._tasks: list[asyncio.Task] = []
+        self._rules: dict[str, Any] = {}
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def offer(self, job: ShadowJob) -> None:
+        try:
+            self.queue.put_nowait(job)
+        except asyncio.QueueFull:
+            self.counts.add(job.route, job.backend, "dropped")
+
+    def skip(self, route: str, backend: str) -> None:
+        self.counts.add(route, backend, "skipped")
+
+    async def drain(self) -> None:
+        await self.queue.join()
+
+    def _rules_for(self, backend: str):
+        if backend not in self._rules:
+            from strangler.compare import RulesError, load_rules
+
+            path = self.rules_dir / f"{backend}.yaml" if self.rules_dir else None
+            try:
+                rules = load_rules(path) if path and path.exists() else None
+            except RulesError as exc:
+                log.error("shadow noise rules refused, comparing without them: %s", exc)
+                rules = None
+            self._rules[backend] = rules
+        return self._rules[backend]
+
+    async def _work(self) -> None:
+        while True:
+            job = await self.queue.get()
+            try:
+                await self._run(job)
+            except Exception:
+                log.exception("shadow job failed", extra={"route": job.route})
+                self.counts.add(job.route, job.backend, "error")
+            finally:
+                self.queue.task_done()
+
+    async def _run(self, job: ShadowJob) -> None:
+        from strangler.compare import Exchange, compare
+
+        headers = list(job.headers)
+        if job.method not in SAFE_METHODS:
+            if not self.router_token:
+                self.counts.add(job.route, job.backend, "skipped")
+                return
+            headers += [(DRY_RUN_HEADER, "1"), (TOKEN_HEADER, self.router_token)]
+        try:
+            async with job.session.request(
+                job.method,
+                URL(job.url, encoded=True),
+                headers=headers,
+                data=job.body or None,
+                allow_redirects=False,
+            ) as resp:
+                body = await resp.read()
+                candidate = Exchange(resp.status, dict(resp.headers), body)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self.counts.add(job.route, job.backend, "error")
+            log.warning(
+                "shadow request failed: %s",
+                type(exc).__name__,
+                extra={"route": job.route, "backend": job.backend},
+            )
+            return
+        primary = Exchange(job.primary_status, job.primary_headers, job.primary_body)
+        result = compare(
+            primary,
+            candidate,
+            method=job.method,
+            path=job.path,
+            rules=self._rules_for(job.backend),
+        )
+        self.counts.add(
+            job.route, job.backend, "match" if result.matched else "mismatch"
+        )
+        # Every mismatch is kept; so is every dry-run write, matched or not, as its proof.
+        if not result.matched or job.method not in SAFE_METHODS:
+            self._record(job, candidate, result.to_dict())
+
+    def _record(self, job: ShadowJob, candidate, diff: dict[str, Any]) -> None:
+        entry = {
+            "when": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "route": job.route,
+            "backend": job.backend,
+            "method": job.method,
+            "path": job.path,
+            "dry_run": job.method not in SAFE_METHODS,
+            "matched": diff["matched"],
+            "primary": {
+                "status": job.primary_status,
+                "body": job.primary_body.decode("utf-8", "replace"),
+            },
+            "shadow": {
+                "status": candidate.status,
+                "body": candidate.body.decode("utf-8", "replace"),
+            },
+            "diff": diff,
+        }
+        line = json.dumps(entry) + "\n"
+        # One write() on an O_APPEND file keeps lines whole across router workers.
+        fd = os.open(self.record_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
