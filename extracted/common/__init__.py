@@ -1,0 +1,1 @@
+"""Code both extracted services share: settings blocks, API helpers and event bookkeeping."""

@@ -1,0 +1,65 @@
+"""The only writers of votes. Each function is one transaction, so the reverse-path outbox
+can append its event right here once this service owns the writes."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+
+from extracted.vote_service.votes.models import ChoiceRef, Vote
+
+VOTE_UNIQUE_CONSTRAINT = "votes_vote_one_per_user_per_question"
+
+
+class AlreadyVoted(Exception):
+    """The user already has a vote on this question."""
+
+    def __init__(self, *, user_id: int, question_id: int) -> None:
+        super().__init__(f"User {user_id} already voted on question {question_id}.")
+        self.user_id = user_id
+        self.question_id = question_id
+
+
+class ChoiceNotFound(Exception):
+    """The choice is unknown to this service's projection of choices."""
+
+    def __init__(self, *, choice_id: int) -> None:
+        super().__init__(f"Choice {choice_id} does not exist.")
+        self.choice_id = choice_id
+
+
+def _violates(error: IntegrityError, constraint: str) -> bool:
+    diag = getattr(error.__cause__, "diag", None)
+    if diag is not None and getattr(diag, "constraint_name", None):
+        return diag.constraint_name == constraint
+    # SQLite names the columns, not the constraint.
+    return "votes_vote.user_id, votes_vote.question_id" in str(error)
+
+
+@transaction.atomic
+def vote_cast(*, user_id: int, choice_id: int) -> Vote:
+    """Record the user's vote; ``AlreadyVoted`` if they voted on the question before.
+
+    The unique (user, question) constraint decides, inside a savepoint, so concurrent
+    attempts cannot both succeed and the outer transaction stays usable.
+    """
+    question_id = (
+        ChoiceRef.objects.filter(pk=choice_id)
+        .values_list("question_id", flat=True)
+        .first()
+    )
+    if question_id is None:
+        raise ChoiceNotFound(choice_id=choice_id)
+    try:
+        with transaction.atomic():
+            return Vote.objects.create(
+                user_id=user_id, choice_id=choice_id, question_id=question_id
+            )
+    except IntegrityError as error:
+        if _violates(error, VOTE_UNIQUE_CONSTRAINT):
+            raise AlreadyVoted(user_id=user_id, question_id=question_id) from error
+        raise
+
+
+@transaction.atomic
+def vote_retract(*, vote: Vote) -> None:
+    vote.delete()
