@@ -1,0 +1,151 @@
+"""The router's shadow records: one JSONL line per shadowed request, both answers in it.
+
+The router writes them (``ShadowRecord.to_json``) and ``strangler parity report --shadow``
+reads them, so live shadow results and replayed runs share one report. A line::
+
+    {"version": 1, "at": "2026-11-28T00:00:00Z", "route": "GET /api/votes/**",
+     "method": "GET", "path": "/api/votes/?page=2",
+     "primary": {"backend": "monolith", "status": 200, "headers": {...}, "body": "..."},
+     "shadow": {"backend": "vote", "status": 200, "headers": {...}, "body": "..."},
+     "comparison": {...}}
+
+``body`` is the UTF-8 text of the body, or base64 when ``"encoding": "base64"`` is set.
+``comparison`` (``Comparison.to_dict()``) is optional; the report recomputes it when given
+rules. ``path`` includes the query string.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from strangler.compare import Comparison, Exchange
+
+RECORD_VERSION = 1
+
+
+class RecordError(ValueError):
+    """A shadow record that cannot be read; names the file, line and key."""
+
+
+def exchange_to_dict(exchange: Exchange, backend: str = "") -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "status": exchange.status,
+        "headers": dict(exchange.headers),
+    }
+    if backend:
+        data["backend"] = backend
+    try:
+        data["body"] = exchange.body.decode("utf-8")
+    except UnicodeDecodeError:
+        data["body"] = base64.b64encode(exchange.body).decode("ascii")
+        data["encoding"] = "base64"
+    return data
+
+
+def exchange_from_dict(data: Mapping[str, Any]) -> Exchange:
+    body = data.get("body") or ""
+    raw = (
+        base64.b64decode(body)
+        if data.get("encoding") == "base64"
+        else str(body).encode("utf-8")
+    )
+    return Exchange(
+        status=int(data["status"]), headers=dict(data.get("headers") or {}), body=raw
+    )
+
+
+@dataclass
+class ShadowRecord:
+    """Both answers to one shadowed request."""
+
+    route: str
+    method: str
+    path: str
+    primary: Exchange
+    shadow: Exchange
+    primary_backend: str = ""
+    shadow_backend: str = ""
+    at: str = field(
+        default_factory=lambda: datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    )
+    comparison: Comparison | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {
+            "version": RECORD_VERSION,
+            "at": self.at,
+            "route": self.route,
+            "method": self.method,
+            "path": self.path,
+            "primary": exchange_to_dict(self.primary, self.primary_backend),
+            "shadow": exchange_to_dict(self.shadow, self.shadow_backend),
+        }
+        if self.comparison is not None:
+            data["comparison"] = self.comparison.to_dict()
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ShadowRecord:
+        comparison = data.get("comparison")
+        return cls(
+            route=str(data.get("route", "")),
+            method=str(data["method"]).upper(),
+            path=str(data["path"]),
+            primary=exchange_from_dict(data["primary"]),
+            shadow=exchange_from_dict(data["shadow"]),
+            primary_backend=str(data["primary"].get("backend", "")),
+            shadow_backend=str(data["shadow"].get("backend", "")),
+            at=str(data.get("at", "")),
+            comparison=Comparison.from_dict(comparison) if comparison else None,
+        )
+
+
+def read_records(path: str | Path) -> Iterator[ShadowRecord]:
+    """Shadow records from a JSONL file; a bad line raises RecordError naming it."""
+    source = Path(path)
+    try:
+        handle = source.open()
+    except OSError as exc:
+        raise RecordError(
+            f"{source}: cannot read shadow records ({exc.strerror})"
+        ) from None
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{source}:{number}"
+            try:
+                data = json.loads(line)
+            except ValueError as exc:
+                raise RecordError(f"{where}: not valid JSON ({exc.args[0]})") from None
+            if not isinstance(data, dict):
+                raise RecordError(f"{where}: each line must be a JSON object")
+            for key in ("method", "path", "primary", "shadow"):
+                if key not in data:
+                    raise RecordError(f"{where}: missing key {key!r}")
+            for side in ("primary", "shadow"):
+                if not isinstance(data[side], dict) or not isinstance(
+                    data[side].get("status"), int
+                ):
+                    raise RecordError(
+                        f"{where}: key {side!r}: must be an object with an integer 'status'"
+                    )
+            version = data.get("version", RECORD_VERSION)
+            if version != RECORD_VERSION:
+                raise RecordError(
+                    f"{where}: key 'version': {version!r} is not supported "
+                    f"(this strangler reads version {RECORD_VERSION})"
+                )
+            try:
+                yield ShadowRecord.from_dict(data)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise RecordError(f"{where}: malformed record ({exc})") from None
