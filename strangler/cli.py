@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from strangler import __version__
 
 # Modules that contribute verbs; imported only when the CLI runs.
-VERB_MODULES: list[str] = ["strangler.routing.cli"]
+VERB_MODULES: list[str] = ["strangler.routing.cli", "strangler.parity.cli"]
 
 
 class CommandError(Exception):
