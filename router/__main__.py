@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         http="httptools",
         lifespan="on",
         access_log=False,
+        proxy_headers=False,
         server_header=False,
         date_header=False,
         log_level=os.environ.get("ROUTER_LOG_LEVEL", "info").lower(),
