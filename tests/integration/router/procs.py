@@ -110,3 +110,18 @@ def running(
     finally:
         for proc in reversed(started):
             proc.stop()
+
+
+class _Session(requests.Session):
+    """A session whose requests time out (10 s) unless told otherwise: tests never hang."""
+
+    def request(self, method, url, **kwargs):  # type: ignore[override]
+        kwargs.setdefault("timeout", 10)
+        return super().request(method, url, **kwargs)
+
+
+def session() -> requests.Session:
+    return _Session()
+
+
+http = session()

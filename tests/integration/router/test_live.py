@@ -35,7 +35,7 @@ def test_flips_under_load_drop_nothing_and_report_live_versions(
     failures: list[str] = []
 
     def load() -> None:
-        session = requests.Session()
+        session = procs.session()
         while not stop.is_set():
             try:
                 r = session.get(router.url + "/api/votes/1/", timeout=5)
@@ -95,10 +95,10 @@ def test_bad_version_is_refused_and_the_old_one_keeps_serving(
     )
     store.current_file.write_text("2\n")
     time.sleep(1.0)
-    response = requests.get(router.url + "/api/votes/1/")
+    response = procs.http.get(router.url + "/api/votes/1/")
     assert response.status_code == 200
     assert response.headers["X-Strangler-Route"] == "votes; backend=alpha; version=1"
-    status = requests.get(
+    status = procs.http.get(
         router.url + "/_strangler/api/status",
         headers={"X-Strangler-Operator-Token": procs.OPERATOR_TOKEN},
     ).json()
@@ -106,13 +106,14 @@ def test_bad_version_is_refused_and_the_old_one_keeps_serving(
     assert status["last_refused"]["version"] == 2
     assert "backends: missing or empty" in status["last_refused"]["error"]
     assert (
-        "router_config_rejected_total 1.0" in requests.get(router.url + "/metrics").text
+        "router_config_rejected_total 1.0"
+        in procs.http.get(router.url + "/metrics").text
     )
     store.commit(flip_config(alpha.url, beta.url, "beta"), action="t", why="fixed")
     time.sleep(1.0)
-    assert requests.get(router.url + "/api/votes/1/").headers["X-Strangler-Route"] == (
-        "votes; backend=beta; version=3"
-    )
+    assert procs.http.get(router.url + "/api/votes/1/").headers[
+        "X-Strangler-Route"
+    ] == ("votes; backend=beta; version=3")
 
 
 def test_kill_the_backend_and_gets_fall_back(tmp_path, store, start_router):
@@ -127,7 +128,7 @@ def test_kill_the_backend_and_gets_fall_back(tmp_path, store, start_router):
             why="t",
         )
         router = start_router()
-        session = requests.Session()
+        session = procs.session()
         assert session.get(router.url + "/x").json()["backend"] == "primary"
         assert session.get(router.url + "/fail").json()["backend"] == "spare"
         primary.kill()
@@ -162,7 +163,7 @@ def test_canary_through_the_router_is_sticky_and_only_moves_forward(
 
     store.commit(canary(10), action="t", why="10%")
     router = start_router(ROUTER_ACCESS_LOG="0")
-    session = requests.Session()
+    session = procs.session()
     users = [f"user-{i}" for i in range(1000)]
 
     def sides() -> set[str]:

@@ -3,8 +3,6 @@ paths, the operator's pages and override."""
 
 from __future__ import annotations
 
-import requests
-
 from tests.integration.router import procs
 from tests.integration.router.conftest import config_text
 
@@ -21,7 +19,7 @@ def test_proxy_headers_body_and_route_header(two_backends, store, start_router):
     )
     router = start_router()
     body = b"x" * 200_000
-    response = requests.post(
+    response = procs.http.post(
         router.url + "/b/upload?x=1&y=%2F",
         data=body,
         headers={
@@ -48,7 +46,7 @@ def test_proxy_headers_body_and_route_header(two_backends, store, start_router):
     assert response.headers["X-Request-ID"] == "req-123"
     assert response.headers["X-Strangler-Route"] == "b; backend=beta; version=1"
     assert response.headers["X-Backend"] == "beta"
-    created = requests.get(router.url + "/anything")
+    created = procs.http.get(router.url + "/anything")
     assert len(created.headers["X-Request-ID"]) == 32
     assert created.headers["X-Strangler-Route"] == "all; backend=alpha; version=1"
 
@@ -61,7 +59,7 @@ def test_streams_a_large_response(two_backends, store, start_router):
         why="t",
     )
     router = start_router()
-    with requests.get(router.url + "/big?n=5000000", stream=True) as response:
+    with procs.http.get(router.url + "/big?n=5000000", stream=True) as response:
         total = sum(len(c) for c in response.iter_content(1 << 16))
     assert total == 5_000_000
 
@@ -76,13 +74,13 @@ def test_body_limit_internal_paths_and_unknown_routes(
         config_text({"alpha": alpha.url}, routes, settings), action="t", why="t"
     )
     router = start_router()
-    big = requests.post(router.url + "/api/x", data=b"y" * 5000)
+    big = procs.http.post(router.url + "/api/x", data=b"y" * 5000)
     assert big.status_code == 413
     assert big.json()["error"]["code"] == "too_large"
     for path in ("/_strangler/internal/secret", "/admin/login/"):
-        denied = requests.get(router.url + path, headers=OPERATOR)
+        denied = procs.http.get(router.url + path, headers=OPERATOR)
         assert denied.status_code == 404, path
-    missing = requests.get(router.url + "/elsewhere")
+    missing = procs.http.get(router.url + "/elsewhere")
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "no_route"
 
@@ -97,11 +95,11 @@ def test_dead_and_slow_backends_get_json_errors_naming_them(
         config_text({"alpha": alpha.url, "gone": dead}, routes), action="t", why="t"
     )
     router = start_router()
-    response = requests.get(router.url + "/dead/x", timeout=10)
+    response = procs.http.get(router.url + "/dead/x", timeout=10)
     assert response.status_code == 502
     assert "'gone'" in response.json()["error"]["message"]
     assert response.headers["X-Strangler-Route"] == "dead; backend=gone; version=1"
-    slow = requests.get(router.url + "/slow?s=3", timeout=10)
+    slow = procs.http.get(router.url + "/slow?s=3", timeout=10)
     assert slow.status_code == 504
     assert slow.json()["error"]["code"] == "backend_timeout"
     assert "'alpha'" in slow.json()["error"]["message"]
@@ -118,27 +116,29 @@ def test_operator_pages_and_backend_override(two_backends, store, start_router):
         why="t",
     )
     router = start_router()
-    assert requests.get(router.url + "/_strangler/api/status").status_code == 403
-    status = requests.get(
+    assert procs.http.get(router.url + "/_strangler/api/status").status_code == 403
+    status = procs.http.get(
         router.url + "/_strangler/api/status", headers=OPERATOR
     ).json()
     assert status["version"] == 1
     assert status["backends"]["alpha"]["breaker"] == "closed"
-    page = requests.get(router.url + "/_strangler/", headers=OPERATOR)
+    page = procs.http.get(router.url + "/_strangler/", headers=OPERATOR)
     assert "config version 1" in page.text
     forced = {"X-Strangler-Backend": "beta"}
-    assert requests.get(router.url + "/x", headers=forced).json()["backend"] == "alpha"
     assert (
-        requests.get(router.url + "/x", headers={**forced, **OPERATOR}).json()[
+        procs.http.get(router.url + "/x", headers=forced).json()["backend"] == "alpha"
+    )
+    assert (
+        procs.http.get(router.url + "/x", headers={**forced, **OPERATOR}).json()[
             "backend"
         ]
         == "beta"
     )
-    unknown = requests.get(
+    unknown = procs.http.get(
         router.url + "/x", headers={"X-Strangler-Backend": "zeta", **OPERATOR}
     )
     assert unknown.status_code == 400
-    metrics = requests.get(router.url + "/metrics").text
+    metrics = procs.http.get(router.url + "/metrics").text
     assert (
         'router_requests_total{backend="beta",method="GET",route="all",status="200"} 1.0'
         in metrics
