@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from strangler import __version__
 
 # Modules that contribute verbs; imported only when the CLI runs.
-VERB_MODULES: list[str] = ["strangler.routing.cli", "strangler.parity.cli"]
+VERB_MODULES: list[str] = [
+    "strangler.routing.cli",
+    "strangler.dualwrite.cli",
+    "strangler.relay.cli",
+    "strangler.consumer.cli",
+    "strangler.parity.cli",
+    "strangler.sync.cli",
+]
 
 
 class CommandError(Exception):

@@ -29,6 +29,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "monolith.accounts",
     "monolith.polls",
+    "strangler.dualwrite",
+    "strangler.consumer",
 ]
 
 MIDDLEWARE = [

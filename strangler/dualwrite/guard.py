@@ -1,0 +1,45 @@
+"""Refuse local writes to entities this database no longer owns (mode ``reverse``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from django.db import DEFAULT_DB_ALIAS
+
+_applying: ContextVar[bool] = ContextVar(
+    "strangler_applying_remote_events", default=False
+)
+
+
+class WriteForbidden(RuntimeError):
+    """Local code tried to write an entity that is in ``reverse`` mode."""
+
+
+@contextmanager
+def applying_remote_events() -> Iterator[None]:
+    """Mark the enclosed code as the consumer applying another service's events."""
+    token = _applying.set(True)
+    try:
+        yield
+    finally:
+        _applying.reset(token)
+
+
+def is_applying_remote_events() -> bool:
+    return _applying.get()
+
+
+def guard_write(entity: str, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Raise ``WriteForbidden`` if ``entity`` is in ``reverse`` mode here, unless the reverse
+    consumer is the caller."""
+    from strangler.dualwrite.models import Mode
+    from strangler.dualwrite.modes import get_mode
+
+    if get_mode(entity, using) == Mode.REVERSE and not is_applying_remote_events():
+        raise WriteForbidden(
+            f"{entity} is in reverse mode: another service owns it and only the reverse "
+            f"consumer may write it in this database. Send the write to the owning "
+            f"service, or move ownership back with `strangler dualwrite set {entity} forward`."
+        )

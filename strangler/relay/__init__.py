@@ -1,0 +1,1 @@
+"""The outbox relay: claims committed outbox rows and publishes them exactly once per claim."""

@@ -1,0 +1,67 @@
+"""``strangler relay --producer NAME``: publish a producer's outbox until SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from strangler.cli import CommandError
+from strangler.dualwrite.cli import add_settings_argument, setup_django
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "relay",
+        help="publish a producer's outbox to RabbitMQ (or HTTP) until SIGTERM",
+        description="Claims committed outbox rows in batches (FOR UPDATE SKIP LOCKED), "
+        "publishes them with publisher confirms and marks them sent. Several relays may run "
+        "at once. Uses RabbitMQ when AMQP_URL is set, else HTTP to STRANGLER_EVENT_TARGETS.",
+    )
+    add_arguments(parser)
+    parser.set_defaults(handler=handle)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--producer", required=True, help="monolith, vote or choice")
+    add_settings_argument(parser)
+    parser.add_argument("--batch-size", type=int, default=500, help="rows per claim")
+    parser.add_argument(
+        "--drain", action="store_true", help="exit once the outbox is empty"
+    )
+
+
+def handle(args: argparse.Namespace) -> int:
+    setup_django(args.settings, args.producer)
+    return run(producer=args.producer, batch_size=args.batch_size, drain=args.drain)
+
+
+def run(*, producer: str, batch_size: int, drain: bool) -> int:
+    """Run a relay in this process; SIGTERM/SIGINT finish the current batch and exit 0."""
+    from django.conf import settings
+
+    from strangler.relay.runner import Relay, default_transport
+
+    if batch_size < 1:
+        raise CommandError("--batch-size must be at least 1")
+    service = getattr(settings, "SERVICE_NAME", producer)
+    if service != producer:
+        raise CommandError(
+            f"--producer {producer} but the settings are for {service!r}; pass --settings"
+        )
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
+    )
+    try:
+        transport = default_transport()
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    relay = Relay(transport, producer=producer, batch_size=batch_size)
+    relay.run(stop, drain=drain)
+    print(f"relay {producer}: {relay.sent_total} events sent", file=sys.stderr)
+    return 0

@@ -1,0 +1,125 @@
+"""The relay loop: claim a batch, publish it, mark it sent, all in one transaction."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
+
+from strangler.dualwrite.outbox import unsent_count
+from strangler.relay.claim import claim_batch, mark_failed, mark_sent
+from strangler.relay.transports import (
+    AmqpTransport,
+    HttpTransport,
+    Transport,
+    TransportError,
+)
+
+logger = logging.getLogger("strangler.relay")
+
+
+def relay_settings() -> dict:
+    return getattr(settings, "STRANGLER_RELAY", {})
+
+
+def default_transport() -> Transport:
+    """RabbitMQ when ``AMQP_URL`` is set, else HTTP to ``STRANGLER_EVENT_TARGETS``."""
+    url = os.environ.get("AMQP_URL") or relay_settings().get("AMQP_URL")
+    if url:
+        return AmqpTransport(url)
+    raw = os.environ.get("STRANGLER_EVENT_TARGETS", "")
+    targets = [t.strip() for t in raw.split(",") if t.strip()] or list(
+        relay_settings().get("HTTP_TARGETS", [])
+    )
+    if not targets:
+        raise ValueError(
+            "no transport: set AMQP_URL for RabbitMQ, or STRANGLER_EVENT_TARGETS (comma "
+            "separated consumer URLs ending in /_strangler/internal/events) for HTTP"
+        )
+    return HttpTransport(targets)
+
+
+class Relay:
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        producer: str,
+        batch_size: int = 500,
+        poll_interval: float = 0.05,
+        max_backoff: float = 30.0,
+        using: str = DEFAULT_DB_ALIAS,
+    ) -> None:
+        self.transport = transport
+        self.producer = producer
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.max_backoff = max_backoff
+        self.using = using
+        self.sent_total = 0
+
+    def run_once(self) -> int:
+        """Publish one batch; return how many events the broker confirmed."""
+        with transaction.atomic(using=self.using):
+            rows = claim_batch(self.batch_size, self.using)
+            if not rows:
+                return 0
+            result = self.transport.publish(rows)
+            mark_sent(result.sent, self.using)
+            if result.failed:
+                logger.warning(
+                    "%d events not accepted: %s",
+                    len(result.failed),
+                    next(iter(result.failed.values())),
+                )
+                mark_failed(result.failed, self.using)
+        self.sent_total += len(result.sent)
+        return len(result.sent)
+
+    def run(self, stop: threading.Event, *, drain: bool = False) -> None:
+        """Relay until ``stop`` is set (or, with ``drain``, until the outbox is empty)."""
+        backoff = 0.2
+        last_report = time.monotonic()
+        reported = 0
+        while not stop.is_set():
+            try:
+                sent = self.run_once()
+                backoff = 0.2
+            except TransportError as exc:
+                logger.warning(
+                    "relay %s: broker unavailable (%s); retrying in %.1fs",
+                    self.producer,
+                    exc,
+                    backoff,
+                )
+                self.transport.close()
+                stop.wait(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            except DatabaseError as exc:
+                logger.warning(
+                    "relay %s: database error (%s); retrying in %.1fs",
+                    self.producer,
+                    exc,
+                    backoff,
+                )
+                connections[self.using].close()
+                stop.wait(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            now = time.monotonic()
+            if now - last_report >= 5:
+                rate = (self.sent_total - reported) / (now - last_report)
+                logger.info(
+                    "relay %s: %d sent (%.0f/s)", self.producer, self.sent_total, rate
+                )
+                last_report, reported = now, self.sent_total
+            if sent == 0:
+                if drain and unsent_count(self.using) == 0:
+                    break
+                stop.wait(self.poll_interval)
+        self.transport.close()
