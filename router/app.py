@@ -816,5 +816,5 @@ def configure_logging() -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(_JsonLines())
     root.addHandler(handler)
-    root.setLevel(os.environ.get("ROUTER_LOG_LEVEL", "INFO"))
+    root.setLevel(os.environ.get("ROUTER_LOG_LEVEL", "INFO").upper())
     root.propagate = False
