@@ -149,28 +149,42 @@ def copy_table(table: Table, report: Callable[[int], None]) -> None:
 
 
 @contextmanager
-def foreign_keys_checked_once(model: type[models.Model]) -> Iterator[None]:
-    """Drop the table's foreign keys for the load and add them back after it.
+def keys_and_indexes_built_once(model: type[models.Model]) -> Iterator[None]:
+    """Drop the table's foreign keys, unique constraints and secondary indexes for the load,
+    and build them again after it.
 
-    Each row otherwise queues one deferred check per key, run row by row at commit; adding
-    a key back checks all rows in one join. Both happen inside the caller's transaction, so
-    a failure restores the keys with everything else.
+    Otherwise every row queues one deferred check per key (run row by row at commit) and
+    lands in each index at a random spot; rebuilt, each key is one join and each index one
+    sort. It all happens inside the caller's transaction, so a failure restores everything.
     """
-    table = model._meta.db_table
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
-            " WHERE conrelid = %s::regclass AND contype = 'f' ORDER BY conname",
-            [table],
+            " WHERE conrelid = %s::regclass AND contype IN ('u', 'f')"
+            " ORDER BY contype = 'f', conname",
+            [model._meta.db_table],
         )
-        keys = cursor.fetchall()
-        quote = connection.ops.quote_name
-        for name, _ in keys:
-            cursor.execute(f"ALTER TABLE {quote(table)} DROP CONSTRAINT {quote(name)}")
+        constraints = cursor.fetchall()
+        cursor.execute(
+            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid)"
+            " FROM pg_index WHERE indrelid = %s::regclass AND NOT EXISTS ("
+            "  SELECT 1 FROM pg_constraint"
+            "  WHERE conindid = indexrelid AND contype IN ('p', 'u', 'x'))",
+            [model._meta.db_table],
+        )
+        indexes = cursor.fetchall()
+        for name, _ in reversed(constraints):
+            cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {quote(name)}")
+        for name, _ in indexes:
+            cursor.execute(f"DROP INDEX {name}")
         yield
-        for name, definition in keys:
+        for _, definition in indexes:
+            cursor.execute(definition)
+        for name, definition in constraints:
             cursor.execute(
-                f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} {definition}"
+                f"ALTER TABLE {table} ADD CONSTRAINT {quote(name)} {definition}"
             )
 
 
@@ -352,7 +366,7 @@ class Command(BaseCommand):
             if not table.total:
                 continue
             if postgres and table.model is Vote:
-                with foreign_keys_checked_once(table.model):
+                with keys_and_indexes_built_once(table.model):
                     write(table, progress.start(table))
             else:
                 write(table, progress.start(table))
