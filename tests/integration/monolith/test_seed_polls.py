@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.db.models import Count, F
 
 from monolith.polls.models import Question, Vote
@@ -159,3 +160,26 @@ def test_seed_on_embedded_sqlite_uses_the_bulk_path(tmp_path):
         " Vote.objects.values('user', 'question').distinct().count())",
     )  # fmt: skip
     assert check.stdout.split() == ["40", "15", "40"]
+
+
+def _vote_schema() -> tuple[list, list]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conrelid = 'polls_vote'::regclass ORDER BY conname"
+        )
+        constraints = cursor.fetchall()
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes"
+            " WHERE tablename = 'polls_vote' ORDER BY indexname"
+        )
+        return constraints, cursor.fetchall()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_seed_leaves_the_vote_keys_and_indexes_as_they_were():
+    before = _vote_schema()
+    seed(*SMALL, "--votes", "20", "--password", "pw")
+    assert _vote_schema() == before
+    assert len(before[0]) >= 6  # pk, unique, three foreign keys, the composite key
