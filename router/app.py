@@ -47,6 +47,8 @@ from strangler.routing.schema import (
     ConfigError,
     Route,
     RouterConfig,
+    Settings,
+    load_config,
 )
 from strangler.routing.store import RouteStore, StoreError
 
@@ -175,15 +177,18 @@ class Router:
 
     async def startup(self) -> None:
         self.store.root.mkdir(parents=True, exist_ok=True)
+        await self.reload()
+        # Queue size and workers come from the config live at start; changing them needs
+        # a restart (the queue is not resized under load).
+        settings = self.state.config.settings if self.state else Settings()
         self.shadower = Shadower(
-            queue_size=1000,
-            workers=8,
+            queue_size=settings.shadow_queue,
+            workers=settings.shadow_workers,
             record_path=self.store.root / "shadow.jsonl",
             router_token=self.router_token,
             rules_dir=self.rules_dir,
         )
         self.shadower.start()
-        await self.reload()
         self._poller = asyncio.create_task(self._poll())
 
     async def shutdown(self) -> None:
@@ -220,8 +225,6 @@ class Router:
             return
         try:
             text = self.store.read(version)
-            from strangler.routing.schema import load_config
-
             config = load_config(text, source=str(self.store.version_path(version)))
         except (StoreError, ConfigError, OSError) as exc:
             self._reject(version, str(exc))
