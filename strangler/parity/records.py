@@ -95,7 +95,9 @@ class ShadowRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ShadowRecord:
-        comparison = data.get("comparison")
+        """Also reads the router's first record shape (``when``, ``diff``, top-level
+        ``backend``), so records written before this format still render."""
+        comparison = data.get("comparison") or data.get("diff")
         return cls(
             route=str(data.get("route", "")),
             method=str(data["method"]).upper(),
@@ -103,8 +105,8 @@ class ShadowRecord:
             primary=exchange_from_dict(data["primary"]),
             shadow=exchange_from_dict(data["shadow"]),
             primary_backend=str(data["primary"].get("backend", "")),
-            shadow_backend=str(data["shadow"].get("backend", "")),
-            at=str(data.get("at", "")),
+            shadow_backend=str(data["shadow"].get("backend", data.get("backend", ""))),
+            at=str(data.get("at", data.get("when", ""))),
             comparison=Comparison.from_dict(comparison) if comparison else None,
         )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from strangler.compare import Exchange, compare
@@ -80,3 +82,21 @@ def test_bad_records_are_named(tmp_path, line, message):
     path.write_text(line + "\n")
     with pytest.raises(RecordError, match=message):
         list(read_records(path))
+
+
+def test_router_record_shape_is_read(tmp_path):
+    line = {
+        "when": "2026-11-28T00:00:00.000+00:00", "route": "votes", "backend": "vote",
+        "method": "POST", "path": "/api/votes/", "dry_run": True, "matched": False,
+        "primary": {"status": 201, "body": '{"id": 1}'},
+        "shadow": {"status": 400, "body": '{"error": {}}'},
+        "diff": {"endpoint": "POST /api/votes/", "method": "POST", "path": "/api/votes/",
+                 "matched": False, "noise": [],
+                 "differences": [{"path": "status", "kind": "status", "primary": 201, "candidate": 400}]},
+    }  # fmt: skip
+    path = tmp_path / "shadow.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+    [record] = read_records(path)
+    assert record.shadow_backend == "vote" and record.at.startswith("2026-11-28")
+    assert record.comparison is not None and not record.comparison.matched
+    assert record.shadow.status == 400
