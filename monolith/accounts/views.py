@@ -12,9 +12,9 @@ from rest_framework.decorators import (
     authentication_classes,
     permission_classes,
 )
-from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.response import Response
 
+from strangler.api.errors import error_body
 from strangler.auth.keys import load_public_key, public_jwk
 from strangler.auth.tokens import issue_token
 
@@ -48,8 +48,12 @@ def token(request):
         password=data.validated_data["password"],
     )
     if user is None:
-        raise AuthenticationFailed(
-            "Username or password is wrong.", code="bad_credentials"
+        # No authenticator runs on this view, so DRF would answer an AuthenticationFailed
+        # with 403; a failed login is a 401 with the Bearer challenge.
+        return Response(
+            error_body("bad_credentials", "Username or password is wrong."),
+            status=status.HTTP_401_UNAUTHORIZED,
+            headers={"WWW-Authenticate": 'Bearer realm="api"'},
         )
     return Response(issue_token(user.pk), status=status.HTTP_200_OK)
 

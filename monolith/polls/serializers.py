@@ -6,31 +6,14 @@ silent conversion, so every service that copies this contract refuses the same i
 
 from __future__ import annotations
 
-from typing import Any
-
 from rest_framework import serializers
 
 from monolith.polls.models import Choice, Question, Vote
-
-TEXT_MAX_LENGTH = 200
-
-
-class StrictCharField(serializers.CharField):
-    """A string, and only a string."""
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
-    """An integer id of an existing row; strings, floats and booleans are refused."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("incorrect_type", data_type=type(data).__name__)
-        return super().to_internal_value(data)
+from strangler.api.fields import (
+    TEXT_MAX_LENGTH,
+    StrictCharField,
+    StrictPrimaryKeyRelatedField,
+)
 
 
 class QuestionSerializer(serializers.ModelSerializer):

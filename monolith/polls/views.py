@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -21,23 +20,12 @@ from monolith.polls.serializers import (
     VoteSerializer,
 )
 from strangler.api.errors import Conflict
-
-_INTEGER = re.compile(r"-?[0-9]+")
+from strangler.api.params import integer_param
 
 
 class AlreadyVotedError(Conflict):
     default_detail = "You have already voted on this question."
     default_code = "already_voted"
-
-
-def integer_param(request: Request, name: str) -> int | None:
-    """The query parameter ``name`` as an int, None when absent, else a 400 naming it."""
-    raw = request.query_params.get(name)
-    if raw is None:
-        return None
-    if not _INTEGER.fullmatch(raw):
-        raise ValidationError({name: [f"Must be an integer id, got {raw!r}."]})
-    return int(raw)
 
 
 def id_filter(name: str, description: str) -> OpenApiParameter:
@@ -95,7 +83,7 @@ class QuestionViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["get"])
     def results(self, request: Request, pk: str | None = None) -> Response:
         """The question's choices with their vote counts, computed in one query."""
-        if pk is None or not _INTEGER.fullmatch(pk):
+        if pk is None or not (pk.isascii() and pk.isdigit()):
             raise NotFound()
         results = selectors.question_results(question_id=int(pk))
         if results is None:

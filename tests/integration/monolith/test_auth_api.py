@@ -186,15 +186,13 @@ def test_token_endpoint_with_bad_credentials_issues_no_token(
     assert response.status_code in (401, 403)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="accounts.views.token has no authenticator, so DRF turns 401 into 403",
-)
 def test_token_endpoint_with_wrong_password_returns_401(api_client, user):
     response = api_client.post(
         "/api/auth/token/", {"username": user.username, "password": "wrong"}
     )
     assert response.status_code == 401
+    assert response.json()["error"]["code"] == "bad_credentials"
+    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
 
 
 @pytest.mark.parametrize("missing", ["username", "password"])

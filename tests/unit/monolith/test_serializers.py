@@ -6,8 +6,8 @@ import pytest
 from rest_framework.exceptions import ValidationError
 from rest_framework.test import APIRequestFactory
 
-from monolith.polls.serializers import TEXT_MAX_LENGTH, StrictCharField
-from monolith.polls.views import integer_param
+from strangler.api.fields import TEXT_MAX_LENGTH, StrictCharField
+from strangler.api.params import integer_param
 
 
 @pytest.mark.parametrize("value", [5, 1.5, True, ["a"], {"a": 1}])
