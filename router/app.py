@@ -169,6 +169,7 @@ class Router:
         self.last_error: dict[str, Any] | None = None
         self.rejected_version: int | None = None
         self.counts: dict[tuple[str, str], int] = {}
+        self._series: dict[tuple, tuple[Any, Any]] = {}
         self.shadower: Shadower | None = None
         self._poller: asyncio.Task | None = None
         self._retired: set[asyncio.Task] = set()
@@ -685,9 +686,16 @@ class Router:
         request_id: str,
     ) -> None:
         elapsed = time.perf_counter() - started
-        REQUESTS.labels(route.name, backend, method, str(status_code)).inc()
-        LATENCY.labels(route.name, backend).observe(elapsed)
         key = (route.name, backend)
+        series = self._series.get((key, method, status_code))
+        if series is None:
+            # labels() hashes and locks on every call; the children never change.
+            series = self._series[(key, method, status_code)] = (
+                REQUESTS.labels(route.name, backend, method, str(status_code)),
+                LATENCY.labels(route.name, backend),
+            )
+        series[0].inc()
+        series[1].observe(elapsed)
         self.counts[key] = self.counts.get(key, 0) + 1
         if self.access_log_enabled:
             access_log.info(
