@@ -58,3 +58,19 @@ def auth_client(user):
     client.credentials(**bearer(user))
     client.user = user
     return client
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dualwrite_modes():
+    """Each test starts without the previous test's cached dual-write modes (the cache is
+    per process and outlives the rolled-back rows it was read from)."""
+    from django.apps import apps
+
+    if not apps.is_installed("strangler.dualwrite"):
+        yield
+        return
+    from strangler.dualwrite.modes import clear_cache
+
+    clear_cache()
+    yield
+    clear_cache()

@@ -46,7 +46,13 @@ def _first_message(detail: Any) -> str:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF ``EXCEPTION_HANDLER``: DRF's own handling, re-shaped into the stable body."""
+    """DRF ``EXCEPTION_HANDLER``: DRF's own handling, re-shaped into the stable body.
+
+    A domain exception that declares ``http_status`` and ``error_code`` (for example the
+    dual-write guard's ``WriteForbidden``) is answered with them and its message.
+    """
+    if not isinstance(exc, exceptions.APIException) and hasattr(exc, "http_status"):
+        return Response(error_body(exc.error_code, str(exc)), status=exc.http_status)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

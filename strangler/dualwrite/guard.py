@@ -16,6 +16,10 @@ _applying: ContextVar[bool] = ContextVar(
 class WriteForbidden(RuntimeError):
     """Local code tried to write an entity that is in ``reverse`` mode."""
 
+    # How strangler.api.errors answers it over HTTP: the data lives elsewhere now.
+    http_status = 409
+    error_code = "owned_elsewhere"
+
 
 @contextmanager
 def applying_remote_events() -> Iterator[None]:
