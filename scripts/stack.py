@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -61,7 +62,44 @@ def stack(args: argparse.Namespace) -> list[Process]:
                 manage("monolith", *seed),
             ],
         ),
+        Process(
+            name="vote",
+            argv=gunicorn("extracted.vote_service.config", 8001),
+            env={"DJANGO_SETTINGS_MODULE": "extracted.vote_service.config.settings"},
+            health_url="http://127.0.0.1:8001/readyz",
+            prepare=[manage("extracted/vote_service", "migrate", "--noinput")],
+        ),
+        Process(
+            name="choice",
+            argv=gunicorn("extracted.choice_service.config", 8002),
+            env={"DJANGO_SETTINGS_MODULE": "extracted.choice_service.config.settings"},
+            health_url="http://127.0.0.1:8002/readyz",
+            prepare=[manage("extracted/choice_service", "migrate", "--noinput")],
+        ),
+        Process(
+            name="router",
+            argv=[
+                PYTHON,
+                "-m",
+                "router",
+                "--bootstrap",
+                str(ROOT / "router/config.example.yaml"),
+            ],
+            env={"ROUTER_HOST": "127.0.0.1", "ROUTER_PORT": "8080"},
+            health_url="http://127.0.0.1:8080/_strangler/healthz",
+        ),
     ]
+
+
+def local_secret(var: Path, name: str) -> str:
+    """An operator secret from the environment, else one generated once under var/."""
+    if os.environ.get(name):
+        return os.environ[name]
+    path = var / name.lower()
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def wait_healthy(proc: subprocess.Popen, url: str, timeout: float = 60) -> None:
@@ -83,6 +121,15 @@ def wait_healthy(proc: subprocess.Popen, url: str, timeout: float = 60) -> None:
 
 def up(args: argparse.Namespace) -> int:
     var = Path(os.environ.get("STRANGLER_VAR_DIR", ROOT / "var"))
+    var.mkdir(parents=True, exist_ok=True)
+    shared_env = {
+        "STRANGLER_VAR_DIR": str(var),
+        "STRANGLER_ROUTER_DIR": os.environ.get(
+            "STRANGLER_ROUTER_DIR", str(var / "router")
+        ),
+        "STRANGLER_ROUTER_TOKEN": local_secret(var, "STRANGLER_ROUTER_TOKEN"),
+        "STRANGLER_OPERATOR_TOKEN": local_secret(var, "STRANGLER_OPERATOR_TOKEN"),
+    }
     running: list[tuple[Process, subprocess.Popen]] = []
     stopping = False
 
@@ -94,7 +141,7 @@ def up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     try:
         for spec in stack(args):
-            env = {**os.environ, **spec.env}
+            env = {**os.environ, **shared_env, **spec.env}
             metrics_dir = var / "prometheus" / spec.name
             shutil.rmtree(metrics_dir, ignore_errors=True)
             metrics_dir.mkdir(parents=True)
@@ -109,10 +156,13 @@ def up(args: argparse.Namespace) -> int:
             print(f"stack: {spec.name} is up (pid {proc.pid})", file=sys.stderr)
         print(
             "\nstack: ready.\n"
-            "  monolith API   http://127.0.0.1:8000/api/questions/\n"
+            "  public entry   http://127.0.0.1:8080/api/questions/  (the router)\n"
+            "  monolith       http://127.0.0.1:8000   vote :8001   choice :8002\n"
+            f"  router status  http://127.0.0.1:8080/_strangler/  (operator token in "
+            f"{var / 'strangler_operator_token'})\n"
             f"  get a token    curl -X POST -H 'Content-Type: application/json' "
             f'-d \'{{"username": "user0001", "password": "{args.password}"}}\' '
-            "http://127.0.0.1:8000/api/auth/token/\n"
+            "http://127.0.0.1:8080/api/auth/token/\n"
             "  Ctrl-C stops everything.",
             file=sys.stderr,
         )
