@@ -22,6 +22,7 @@ VERB_MODULES: list[str] = [
     "strangler.consumer.cli",
     "strangler.parity.cli",
     "strangler.sync.cli",
+    "strangler.plan.cli",
 ]
 
 
