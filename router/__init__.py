@@ -1,3 +1,4 @@
-"""The strangler router: an ASGI reverse proxy (uvicorn + aiohttp, no Django) that sends each
-endpoint to the monolith or a service, with canaries, shadows, fallback and live config flips.
+"""The strangler router: a reverse proxy (asyncio + httptools on uvloop, no Django) that sends
+each endpoint to the monolith or a service, with canaries, shadows, fallback and live config
+flips.
 """

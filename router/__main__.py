@@ -1,19 +1,23 @@
-"""``python -m router``: serve the router with uvicorn (uvloop + httptools).
+"""``python -m router``: serve the router (``router.server`` on uvloop).
 
 Environment: ``STRANGLER_ROUTER_DIR`` (config store), ``ROUTER_HOST`` / ``ROUTER_PORT``
 (default 127.0.0.1:8080), ``ROUTER_WORKERS`` (default 1), ``STRANGLER_OPERATOR_TOKEN``,
 ``STRANGLER_ROUTER_TOKEN``, ``ROUTER_ACCESS_LOG`` (1/0). ``--bootstrap FILE`` makes FILE
-version 1 when the store is still empty.
+version 1 when the store is still empty. With several workers each process binds the port
+with SO_REUSEPORT and the kernel spreads connections; the parent only forwards signals.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import traceback
 
-import uvicorn
-
+from router.app import create_app
+from router.server import bind, run
 from strangler.routing.schema import ConfigError
 from strangler.routing.store import RouteStore, StoreError
 
@@ -46,21 +50,39 @@ def main(argv: list[str] | None = None) -> int:
             except (OSError, ConfigError, StoreError) as exc:
                 print(f"router: --bootstrap {args.bootstrap}: {exc}", file=sys.stderr)
                 return 2
-    uvicorn.run(
-        "router.asgi:app",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        date_header=False,
-        log_level=os.environ.get("ROUTER_LOG_LEVEL", "info").lower(),
-    )
-    return 0
+    if args.workers <= 1:
+        run(create_app, bind(args.host, args.port, reuse_port=False))
+        return 0
+    return _supervise(args.host, args.port, args.workers)
+
+
+def _supervise(host: str, port: int, workers: int) -> int:
+    """Fork the workers, pass SIGTERM/SIGINT on, and exit when they all have."""
+    children = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                run(create_app, bind(host, port, reuse_port=True))
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+            os._exit(code)
+        children.append(pid)
+
+    def forward(signum, _frame) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    failed = 0
+    for child in children:
+        _, status = os.waitpid(child, 0)
+        failed += os.waitstatus_to_exitcode(status) != 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
-"""The router's ASGI app: match a route, pick the backend (canary, override, breaker), proxy
-the request with a keep-alive aiohttp pool per backend, fall back for safe methods, hand the
-request to the shadower, and answer ``/metrics`` and the operator's ``/_strangler/`` pages.
+"""The router: match a route, pick the backend (canary, override, breaker), proxy the request
+over a keep-alive pool per backend, fall back for safe methods, hand the request to the
+shadower, and answer ``/metrics`` and the operator's ``/_strangler/`` pages.
 
 Config comes from the versioned store (``strangler.routing.store``), polled every half
 second; a new version is validated fully and swapped in with one assignment, so a request
 is routed wholly by the version it started with. An invalid version is refused and logged.
+``router.server`` parses the HTTP; this module decides what to do with each request.
 """
 
 from __future__ import annotations
@@ -12,24 +13,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import itertools
 import json
 import logging
 import os
 import random
-import sys
+import re
 import time
-import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from yarl import URL
 
 from router import status
 from router.breaker import Breaker
+from router.logs import AccessLog, configure_logging, route_and_backend
 from router.metrics import (
     CONFIG_REJECTED,
     CONFIG_VERSION,
@@ -39,11 +38,12 @@ from router.metrics import (
     REQUESTS,
     UPSTREAM_ERRORS,
 )
+from router.server import BodyStream, BodyTooLarge, HttpConnection, Request
 from router.shadow import DRY_RUN_HEADER, TOKEN_HEADER, Shadower, ShadowJob
+from router.upstream import Pool, Response, UpstreamError
 from strangler.routing.canary import key_value, on_canary
 from strangler.routing.schema import (
     SAFE_METHODS,
-    Backend,
     ConfigError,
     Route,
     RouterConfig,
@@ -52,45 +52,42 @@ from strangler.routing.schema import (
 )
 from strangler.routing.store import RouteStore, StoreError
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
 log = logging.getLogger("router")
-access_log = logging.getLogger("router.access")
 
 ROUTE_HEADER = b"x-strangler-route"
-OVERRIDE_HEADER = "x-strangler-backend"
-OPERATOR_HEADER = "x-strangler-operator-token"
+OVERRIDE_HEADER = b"x-strangler-backend"
+OPERATOR_HEADER = b"x-strangler-operator-token"
 HOP_BY_HOP = frozenset(
     {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+        b"content-length",
     }
 )
-# Never forwarded from a client: only the router itself may ask for a dry run.
-CLIENT_STRIPPED = frozenset(
-    {
-        DRY_RUN_HEADER.lower(),
-        TOKEN_HEADER.lower(),
-        OVERRIDE_HEADER,
-        OPERATOR_HEADER,
-    }
-)
-RESPONSE_STRIPPED = frozenset(HOP_BY_HOP - {"content-length"})
-READ_CHUNK = 64 * 1024
-_SAFE_ID = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:@/+=-"
-)
+# Never forwarded from a client: only the router itself may ask for a dry run. The
+# X-Forwarded-* and X-Request-ID headers are rewritten, and 100-continue is the router's.
+REQUEST_STRIPPED = HOP_BY_HOP | {
+    DRY_RUN_HEADER.lower().encode(),
+    TOKEN_HEADER.lower().encode(),
+    OVERRIDE_HEADER,
+    OPERATOR_HEADER,
+    b"x-request-id",
+    b"expect",
+}
+RESPONSE_STRIPPED = (HOP_BY_HOP - {b"content-length"}) | {b"x-request-id", ROUTE_HEADER}
+SAFE_BYTES = frozenset(m.encode() for m in SAFE_METHODS)
+BODYLESS_STATUS = frozenset({204, 304})
+ROUTE_CACHE_SIZE = 4096
+_SAFE_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
+_JSON = b"content-type: application/json\r\n"
 
 
 class UpstreamFailure(Exception):
@@ -101,50 +98,46 @@ class UpstreamFailure(Exception):
         self.backend = backend
 
 
-class Pool:
-    """One backend's keep-alive connection pool and timeouts."""
-
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-        connector = aiohttp.TCPConnector(
-            limit=backend.max_connections,
-            keepalive_timeout=1.5,
-            ttl_dns_cache=300,
-        )
-        self.session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(
-                total=None,
-                sock_connect=backend.connect_timeout,
-                sock_read=backend.read_timeout,
-            ),
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
-
-    async def close(self) -> None:
-        await self.session.close()
-
-
 @dataclass
 class State:
+    """One config version and what the hot path precomputes from it."""
+
     version: int
     config: RouterConfig
     pools: dict[str, Pool]
     loaded_at: float = field(default_factory=time.time)
+    routes: dict[tuple[str, str], Route | None] = field(default_factory=dict)
+    labels: dict[tuple[str, str], tuple[bytes, str]] = field(default_factory=dict)
+
+    def match(self, method: str, path: str) -> Route | None:
+        """The route for this request; None for no route or an internal path."""
+        key = (method, path)
+        try:
+            return self.routes[key]
+        except KeyError:
+            pass
+        config = self.config
+        route = None if config.is_internal(path) else config.match(method, path)
+        if len(self.routes) >= ROUTE_CACHE_SIZE:
+            self.routes.clear()
+        self.routes[key] = route
+        return route
+
+    def label(self, route: Route, backend: str) -> tuple[bytes, str]:
+        """The X-Strangler-Route header line and the access log's route/backend part."""
+        key = (route.name, backend)
+        found = self.labels.get(key)
+        if found is None:
+            value = f"{route.name}; backend={backend}; version={self.version}"
+            found = self.labels[key] = (
+                ROUTE_HEADER + b": " + value.encode("latin-1") + b"\r\n",
+                route_and_backend(route.name, backend),
+            )
+        return found
 
 
-def _json(status_code: int, code: str, message: str) -> tuple[int, bytes]:
-    return status_code, json.dumps(
-        {"error": {"code": code, "message": message}}
-    ).encode()
-
-
-def _request_id(value: str | None) -> str:
-    if value and len(value) <= 128 and set(value) <= _SAFE_ID:
-        return value
-    return uuid.uuid4().hex
+def _error_body(code: str, message: str) -> bytes:
+    return json.dumps({"error": {"code": code, "message": message}}).encode()
 
 
 class Router:
@@ -160,9 +153,10 @@ class Router:
     ) -> None:
         self.store = store
         self.operator_token = operator_token or None
+        self._operator_bytes = (operator_token or "").encode()
         self.router_token = router_token or None
         self.poll_interval = poll_interval
-        self.access_log_enabled = access_log_enabled
+        self.access_log = AccessLog() if access_log_enabled else None
         self.rules_dir = rules_dir
         self.state: State | None = None
         self.breakers: dict[str, Breaker] = {}
@@ -173,10 +167,14 @@ class Router:
         self.shadower: Shadower | None = None
         self._poller: asyncio.Task | None = None
         self._retired: set[asyncio.Task] = set()
+        self._id_prefix = ""
+        self._ids = itertools.count()
 
     # --- lifecycle ------------------------------------------------------------------------
 
     async def startup(self) -> None:
+        # Per process: workers fork from one parent and must not share request ids.
+        self._id_prefix = os.urandom(8).hex()
         self.store.root.mkdir(parents=True, exist_ok=True)
         await self.reload()
         # Queue size and workers come from the config live at start; changing them needs
@@ -204,6 +202,8 @@ class Router:
         if self.state:
             for pool in self.state.pools.values():
                 await pool.close()
+        if self.access_log:
+            self.access_log.flush()
 
     async def _poll(self) -> None:
         while True:
@@ -282,122 +282,51 @@ class Router:
         for pool in pools:
             await pool.close()
 
-    # --- ASGI -----------------------------------------------------------------------------
+    @property
+    def version(self) -> int | None:
+        return self.state.version if self.state else None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            await self.handle(scope, receive, send)
-        elif kind == "lifespan":
-            await self._lifespan(receive, send)
-        elif kind == "websocket":
-            await send({"type": "websocket.close", "code": 1003})
+    # --- a request ------------------------------------------------------------------------
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    await self.startup()
-                except Exception as exc:
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-    def operator(self, headers: dict[str, str]) -> bool:
-        given = headers.get(OPERATOR_HEADER)
+    def operator(self, hmap: dict[bytes, bytes]) -> bool:
+        if not self.operator_token:
+            return False
+        given = hmap.get(OPERATOR_HEADER)
         if not given:
-            auth = headers.get("authorization", "")
-            given = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
-        return bool(
-            self.operator_token
-            and given
-            and hmac.compare_digest(given.encode(), self.operator_token.encode())
-        )
+            auth = hmap.get(b"authorization", b"")
+            given = auth[7:].strip() if auth[:7].lower() == b"bearer " else b""
+        return bool(given) and hmac.compare_digest(given, self._operator_bytes)
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def _request_id(self, given: bytes | None) -> str:
+        if given is not None and _SAFE_ID.fullmatch(given):
+            return given.decode()
+        return f"{self._id_prefix}{next(self._ids):016x}"
+
+    async def handle(self, req: Request, conn: HttpConnection) -> None:
         started = time.perf_counter()
-        path: str = scope["path"]
-        method: str = scope["method"]
-        headers: dict[str, str] = {}
-        raw_headers: list[tuple[str, str]] = []
-        for k, v in scope["headers"]:
-            name = k.decode("latin-1").lower()
-            value = v.decode("latin-1")
-            raw_headers.append((name, value))
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        request_id = _request_id(headers.get("x-request-id"))
-        extra = [(b"x-request-id", request_id.encode())]
-
-        if path == "/metrics":
-            await _respond(
-                send, 200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST, extra
-            )
-            return
-        if path == "/_strangler/healthz":
-            body = json.dumps({"ok": self.state is not None, "version": self.version})
-            await _respond(send, 200 if self.state else 503, body.encode(), None, extra)
-            return
+        path = req.path
+        request_id = self._request_id(req.hmap.get(b"x-request-id"))
+        id_line = b"x-request-id: " + request_id.encode() + b"\r\n"
         state = self.state
-        if path.startswith("/_strangler/") or path == "/_strangler":
-            if state and state.config.is_internal(path):
-                await _error(
-                    send, *_json(404, "not_found", f"No resource at {path}."), extra
-                )
-            elif not self.operator(headers):
-                code, body = _json(
-                    403,
-                    "operator_token_required",
-                    "The /_strangler/ pages need the operator token in "
-                    "X-Strangler-Operator-Token (STRANGLER_OPERATOR_TOKEN on the router).",
-                )
-                await _error(send, code, body, extra)
-            else:
-                code, body, ctype = status.render(self, path)
-                await _respond(send, code, body, ctype, extra)
-            return
-        if state is None:
-            await _error(
-                send,
-                *_json(
-                    503,
-                    "no_config",
-                    f"The router has no config in {self.store.root}; run "
-                    "`strangler route apply router/config.example.yaml --why ...`.",
-                ),
-                extra,
-            )
-            return
-        config = state.config
-        if config.is_internal(path):
-            await _error(
-                send, *_json(404, "not_found", f"No resource at {path}."), extra
-            )
-            return
-        route = config.match(method, path)
+        own = (
+            path == "/metrics"
+            or path.startswith("/_strangler/")
+            or path == "/_strangler"
+        )
+        route = None if own or state is None else state.match(req.method, path)
         if route is None:
-            await _error(
-                send, *_json(404, "no_route", f"No route for {method} {path}."), extra
-            )
+            self._special(req, conn, state, id_line)
             return
-
-        backend, forced = self._choose(route, headers, config)
+        hmap = req.hmap
+        backend, forced = self._choose(route, hmap, state.config)
         if backend is None:
-            await _error(
-                send,
-                *_json(
-                    400,
-                    "unknown_backend",
-                    f"X-Strangler-Backend names {headers.get(OVERRIDE_HEADER)!r}; "
-                    f"backends: {', '.join(sorted(config.backends))}.",
-                ),
-                extra,
+            message = (
+                f"X-Strangler-Backend names {hmap[OVERRIDE_HEADER].decode('latin-1')!r}; "
+                f"backends: {', '.join(sorted(state.config.backends))}."
             )
+            _error(conn, 400, "unknown_backend", message, id_line)
             return
+        method = req.method
         shadow = route.shadow
         shadow_on = (
             shadow is not None
@@ -405,99 +334,100 @@ class Router:
             and (shadow.percent >= 100 or random.random() * 100 < shadow.percent)  # noqa: S311
         )
         safe = method in SAFE_METHODS
-        limit = config.settings.max_body_bytes
-        length = headers.get("content-length")
+        settings = state.config.settings
+        limit = settings.max_body_bytes
+        length = hmap.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
-            code, message = _json(
-                413, "too_large", f"Request body over the {limit}-byte limit."
+            conn.close_after = (
+                True  # the unread body would be taken for the next request
             )
-            # The unread body would be taken for the next request on this connection.
-            await _error(send, code, message, [*extra, (b"connection", b"close")])
+            _error(
+                conn,
+                413,
+                "too_large",
+                f"Request body over the {limit}-byte limit.",
+                id_line,
+            )
             return
-        message = await receive()
-        body: bytes | Any = message.get("body", b"")
-        if message.get("more_body"):
-            if shadow_on or (safe and route.fallback):
-                try:
-                    body = await _read_rest(receive, body, limit)
-                except _TooLarge:
-                    await _error(
-                        send,
-                        *_json(
-                            413,
-                            "too_large",
-                            f"Request body over the {limit}-byte limit.",
-                        ),
-                        extra,
-                    )
-                    return
-            else:
-                body = _stream_rest(receive, body, limit)
+        body: bytes = req.body
+        stream = req.stream
+        if stream is not None and (shadow_on or (safe and route.fallback)):
+            try:
+                body = await _read_all(stream, limit)
+            except BodyTooLarge:
+                conn.close_after = True
+                _error(
+                    conn,
+                    413,
+                    "too_large",
+                    f"Request body over the {limit}-byte limit.",
+                    id_line,
+                )
+                return
+            stream = None
 
-        upstream_headers = self._upstream_headers(
-            scope, raw_headers, headers, request_id
-        )
-        target = scope.get("raw_path") or path.encode()
-        query = scope.get("query_string") or b""
-        path_qs = (target + (b"?" + query if query else b"")).decode("latin-1")
-
+        block = self._upstream_block(req, request_id, body, stream)
+        target = req.raw_path + b"?" + req.query if req.query else req.raw_path
         candidates = [backend]
         if safe and route.fallback and route.fallback != backend and not forced:
             candidates.append(route.fallback)
         served_by = backend
         failure: UpstreamFailure | None = None
-        resp: aiohttp.ClientResponse | None = None
+        resp: Response | None = None
         for i, name in enumerate(candidates):
-            last = i == len(candidates) - 1
             try:
                 resp = await self._attempt(
-                    state, name, method, path_qs, upstream_headers, body, last
-                )
+                    state, name, method, target, block, body, stream, safe,
+                    i == len(candidates) - 1,
+                )  # fmt: skip
             except UpstreamFailure as exc:
                 failure = exc
                 continue
+            except BodyTooLarge:
+                conn.close_after = True
+                _error(
+                    conn,
+                    413,
+                    "too_large",
+                    f"Request body over the {limit}-byte limit.",
+                    id_line,
+                )
+                return
             served_by = name
             if i > 0:
                 FALLBACKS.labels(route.name, candidates[0], name).inc()
             break
 
-        route_header = (
-            f"{route.name}; backend={served_by}; version={state.version}".encode()
-        )
-        extra.append((ROUTE_HEADER, route_header))
         if resp is None:
             assert failure is not None
-            route_header = f"{route.name}; backend={failure.backend}; version={state.version}".encode()
-            extra[-1] = (ROUTE_HEADER, route_header)
-            await _error(
-                send, *_json(failure.status, failure.kind, str(failure)), extra
+            route_line, logged = state.label(route, failure.backend)
+            _error(
+                conn, failure.status, failure.kind, str(failure), id_line + route_line
             )
             self._done(
-                route,
-                failure.backend,
-                method,
-                path,
-                failure.status,
-                started,
-                request_id,
+                route, failure.backend, logged, req, failure.status, started, request_id
             )
             return
 
-        keep = shadow_on and isinstance(body, bytes)
-        captured = _Capture(config.settings.shadow_max_body_bytes) if keep else None
+        route_line, logged = state.label(route, served_by)
+        captured = (
+            _Capture(settings.shadow_max_body_bytes)
+            if shadow_on and stream is None
+            else None
+        )
         status_code = resp.status
         try:
-            await self._relay(resp, send, extra, captured)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            await self._relay(resp, conn, id_line + route_line, captured)
+        except UpstreamError as exc:
             UPSTREAM_ERRORS.labels(served_by, "error").inc()
             log.warning(
                 "backend failed mid-response",
-                extra={"backend": served_by, "error": type(exc).__name__},
+                extra={"backend": served_by, "error": exc.kind},
             )
-            raise
+            conn.close_after = True
         finally:
             resp.release()
-        self._done(route, served_by, method, path, status_code, started, request_id)
+        self._done(route, served_by, logged, req, status_code, started, request_id)
         if shadow is not None and shadow_on:
             if captured is None or captured.overflow:
                 self.shadower.skip(route.name, shadow.to)
@@ -506,84 +436,118 @@ class Router:
                     ShadowJob(
                         route=route.name,
                         backend=shadow.to,
-                        session=state.pools[shadow.to].session,
-                        url=state.pools[shadow.to].backend.url + path_qs,
+                        pool=state.pools[shadow.to],
+                        target=target,
                         method=method,
                         path=path,
-                        headers=upstream_headers,
+                        headers=block,
                         body=body,
                         primary_status=status_code,
-                        primary_headers=dict(resp.headers),
+                        primary_headers={
+                            k.decode("latin-1"): v.decode("latin-1")
+                            for k, v in resp.raw_headers
+                        },
                         primary_body=b"".join(captured.parts),
                     )
                 )
 
-    @property
-    def version(self) -> int | None:
-        return self.state.version if self.state else None
+    def _special(
+        self, req: Request, conn: HttpConnection, state: State | None, id_line: bytes
+    ) -> None:
+        """Everything that is not proxied: the router's own pages, internal paths, 404s."""
+        path = req.path
+        if path == "/metrics":
+            _respond(conn, 200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST, id_line)
+        elif path == "/_strangler/healthz":
+            body = json.dumps({"ok": state is not None, "version": self.version})
+            _respond(conn, 200 if state else 503, body.encode(), None, id_line)
+        elif path.startswith("/_strangler/") or path == "/_strangler":
+            if state and state.config.is_internal(path):
+                _error(conn, 404, "not_found", f"No resource at {path}.", id_line)
+            elif not self.operator(req.hmap):
+                message = (
+                    "The /_strangler/ pages need the operator token in "
+                    "X-Strangler-Operator-Token (STRANGLER_OPERATOR_TOKEN on the router)."
+                )
+                _error(conn, 403, "operator_token_required", message, id_line)
+            else:
+                code, body, ctype = status.render(self, path)
+                _respond(conn, code, body, ctype, id_line)
+        elif state is None:
+            message = (
+                f"The router has no config in {self.store.root}; run "
+                "`strangler route apply router/config.example.yaml --why ...`."
+            )
+            _error(conn, 503, "no_config", message, id_line)
+        elif state.config.is_internal(path):
+            _error(conn, 404, "not_found", f"No resource at {path}.", id_line)
+        else:
+            message = f"No route for {req.method} {path}."
+            _error(conn, 404, "no_route", message, id_line)
 
     def _choose(
-        self, route: Route, headers: dict[str, str], config: RouterConfig
+        self, route: Route, hmap: dict[bytes, bytes], config: RouterConfig
     ) -> tuple[str | None, bool]:
-        forced = headers.get(OVERRIDE_HEADER)
-        if forced and self.operator(headers):
-            return (forced if forced in config.backends else None), True
+        forced = hmap.get(OVERRIDE_HEADER)
+        if forced and self.operator(hmap):
+            name = forced.decode("latin-1")
+            return (name if name in config.backends else None), True
         canary = route.canary
-        if canary is not None and on_canary(
-            route.name, key_value(canary.key, headers), canary.threshold
-        ):
-            return canary.to, False
+        if canary is not None:
+            headers = {
+                k.decode("latin-1"): v.decode("latin-1") for k, v in hmap.items()
+            }
+            if on_canary(route.name, key_value(canary.key, headers), canary.threshold):
+                return canary.to, False
         return route.to, False
 
-    def _upstream_headers(
-        self,
-        scope: Scope,
-        raw_headers: list[tuple[str, str]],
-        headers: dict[str, str],
-        request_id: str,
-    ) -> list[tuple[str, str]]:
-        connection_listed = {
-            t.strip().lower()
-            for t in headers.get("connection", "").split(",")
-            if t.strip()
-        }
-        out = [
-            (k, v)
-            for k, v in raw_headers
-            if k not in HOP_BY_HOP
-            and k not in CLIENT_STRIPPED
-            and k not in connection_listed
-            and not k.startswith("x-forwarded-")
-            and k != "x-request-id"
+    def _upstream_block(
+        self, req: Request, request_id: str, body: bytes, stream: BodyStream | None
+    ) -> bytes:
+        hmap = req.hmap
+        stripped = REQUEST_STRIPPED
+        listed = hmap.get(b"connection")
+        if listed is not None:
+            stripped = stripped | {t.strip().lower() for t in listed.split(b",")}
+        lines = [
+            name + b": " + value + b"\r\n"
+            for name, value in req.headers
+            if name not in stripped and not name.startswith(b"x-forwarded-")
         ]
-        client = scope.get("client")
-        client_ip = client[0] if client else ""
-        prior = headers.get("x-forwarded-for")
-        out.append(("X-Forwarded-For", f"{prior}, {client_ip}" if prior else client_ip))
-        out.append(
-            (
-                "X-Forwarded-Proto",
-                headers.get("x-forwarded-proto") or scope.get("scheme", "http"),
-            )
+        prior = hmap.get(b"x-forwarded-for")
+        client = req.client.encode()
+        lines.append(
+            b"x-forwarded-for: "
+            + (prior + b", " + client if prior else client)
+            + b"\r\nx-forwarded-proto: "
+            + (hmap.get(b"x-forwarded-proto") or b"http")
+            + b"\r\n"
         )
-        host = headers.get("x-forwarded-host") or headers.get("host")
+        host = hmap.get(b"x-forwarded-host") or hmap.get(b"host")
         if host:
-            out.append(("X-Forwarded-Host", host))
-        out.append(("X-Request-ID", request_id))
-        if "content-length" in headers:
-            out.append(("Content-Length", headers["content-length"]))
-        return out
+            lines.append(b"x-forwarded-host: " + host + b"\r\n")
+        lines.append(b"x-request-id: " + request_id.encode() + b"\r\n")
+        if stream is None:
+            if body or req.method not in SAFE_METHODS:
+                lines.append(b"content-length: %d\r\n" % len(body))
+        elif b"content-length" in hmap:
+            lines.append(b"content-length: " + hmap[b"content-length"] + b"\r\n")
+        else:
+            lines.append(b"transfer-encoding: chunked\r\n")
+        return b"".join(lines)
 
     async def _attempt(
         self,
         state: State,
         name: str,
         method: str,
-        path_qs: str,
-        headers: list[tuple[str, str]],
-        body: Any,
+        target: bytes,
+        block: bytes,
+        body: bytes,
+        stream: BodyStream | None,
+        safe: bool,
         last: bool,
-    ) -> aiohttp.ClientResponse:
+    ) -> Response:
         breaker = self.breakers[name]
         pool = state.pools[name]
         if not breaker.allow():
@@ -595,39 +559,36 @@ class Router:
                 f"Backend {name!r} is failing; its circuit breaker is open.",
             )
         try:
-            resp = await pool.session.request(
-                method,
-                URL(pool.backend.url + path_qs, encoded=True),
-                headers=headers,
-                data=body if body else None,
-                allow_redirects=False,
+            resp = await pool.exchange(
+                method.encode(),
+                target,
+                block,
+                body or None,
+                stream=None
+                if stream is None
+                else _stream(stream, state.config.settings.max_body_bytes),
+                chunked=stream is not None and b"content-length" not in block,
+                retry_stale=safe,
             )
-        except TimeoutError:
+        except UpstreamError as exc:
             breaker.failure()
-            UPSTREAM_ERRORS.labels(name, "timeout").inc()
+            UPSTREAM_ERRORS.labels(name, exc.kind).inc()
+            if exc.kind == "timeout":
+                raise UpstreamFailure(
+                    504,
+                    "backend_timeout",
+                    name,
+                    f"Backend {name!r} did not answer in time.",
+                ) from None
+            if exc.kind == "connect":
+                raise UpstreamFailure(
+                    502,
+                    "backend_unreachable",
+                    name,
+                    f"Backend {name!r} refused or is down.",
+                ) from None
             raise UpstreamFailure(
-                504,
-                "backend_timeout",
-                name,
-                f"Backend {name!r} did not answer in time.",
-            ) from None
-        except aiohttp.ClientConnectorError:
-            breaker.failure()
-            UPSTREAM_ERRORS.labels(name, "connect").inc()
-            raise UpstreamFailure(
-                502,
-                "backend_unreachable",
-                name,
-                f"Backend {name!r} refused or is down.",
-            ) from None
-        except aiohttp.ClientError as exc:
-            breaker.failure()
-            UPSTREAM_ERRORS.labels(name, "error").inc()
-            raise UpstreamFailure(
-                502,
-                "backend_error",
-                name,
-                f"Backend {name!r} failed: {type(exc).__name__}.",
+                502, "backend_error", name, f"Backend {name!r} failed: {exc}."
             ) from None
         if resp.status >= 500:
             breaker.failure()
@@ -646,70 +607,82 @@ class Router:
 
     async def _relay(
         self,
-        resp: aiohttp.ClientResponse,
-        send: Send,
-        extra: list[tuple[bytes, bytes]],
+        resp: Response,
+        conn: HttpConnection,
+        extra: bytes,
         captured: _Capture | None,
     ) -> None:
-        out_headers = [
-            (k, v)
-            for k, v in resp.raw_headers
-            if k.lower().decode("latin-1") not in RESPONSE_STRIPPED
-            and k.lower() not in (b"x-request-id", ROUTE_HEADER)
-        ]
-        out_headers.extend(extra)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": resp.status,
-                "headers": out_headers,
-            }
+        stripped = RESPONSE_STRIPPED
+        block = b"".join(
+            [
+                name + b": " + value + b"\r\n"
+                for name, value in resp.raw_headers
+                if name.lower() not in stripped
+            ]
         )
-        content = resp.content
-        while True:
-            chunk = await content.readany()
-            if not chunk:
-                break
+        block += extra
+        status_code = resp.status
+        if resp.complete:
+            # The whole answer is here already (the common case): one write.
+            data = resp.take()
+            if (
+                resp.content_length is None
+                and not conn.head_only
+                and status_code >= 200
+                and status_code not in BODYLESS_STATUS
+            ):
+                block += b"content-length: %d\r\n" % len(data)
+            if captured is not None:
+                captured.add(data)
+            conn.write(
+                conn.head(status_code, block, has_length=True)
+                + (b"" if conn.head_only else data)
+            )
+            conn.ended = True
+            return
+        conn.write(
+            conn.head(status_code, block, has_length=resp.content_length is not None)
+        )
+        while chunk := await resp.read():
             if captured is not None:
                 captured.add(chunk)
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            conn.body(chunk)
+            await conn.drain()
+        conn.end()
 
     def _done(
         self,
         route: Route,
         backend: str,
-        method: str,
-        path: str,
+        logged: str,
+        req: Request,
         status_code: int,
         started: float,
         request_id: str,
     ) -> None:
         elapsed = time.perf_counter() - started
-        key = (route.name, backend)
-        series = self._series.get((key, method, status_code))
+        method = req.method
+        key = (route.name, backend, method, status_code)
+        series = self._series.get(key)
         if series is None:
             # labels() hashes and locks on every call; the children never change.
-            series = self._series[(key, method, status_code)] = (
+            series = self._series[key] = (
                 REQUESTS.labels(route.name, backend, method, str(status_code)),
                 LATENCY.labels(route.name, backend),
             )
         series[0].inc()
         series[1].observe(elapsed)
-        self.counts[key] = self.counts.get(key, 0) + 1
-        if self.access_log_enabled:
-            access_log.info(
-                "request",
-                extra={
-                    "request_id": request_id,
-                    "method": method,
-                    "path": path,
-                    "status": status_code,
-                    "route": route.name,
-                    "backend": backend,
-                    "version": self.version,
-                    "ms": round(elapsed * 1000, 2),
-                },
+        counted = (route.name, backend)
+        self.counts[counted] = self.counts.get(counted, 0) + 1
+        if self.access_log is not None:
+            self.access_log.add(
+                request_id,
+                method,
+                req.path,
+                status_code,
+                logged,
+                self.version,
+                round(elapsed * 1000, 2),
             )
 
 
@@ -733,58 +706,49 @@ class _Capture:
             self.parts.append(chunk)
 
 
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_rest(receive: Receive, first: bytes, limit: int) -> bytes:
-    parts = [first]
-    size = len(first)
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
+async def _read_all(stream: BodyStream, limit: int) -> bytes:
+    parts = []
+    size = 0
+    while chunk := await stream.read():
         size += len(chunk)
         if size > limit:
-            raise _TooLarge
+            raise BodyTooLarge
         parts.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(parts)
+    return b"".join(parts)
 
 
-async def _stream_rest(receive: Receive, first: bytes, limit: int):
-    size = len(first)
-    if first:
-        yield first
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
+async def _stream(stream: BodyStream, limit: int):
+    size = 0
+    while chunk := await stream.read():
         size += len(chunk)
         if size > limit:
-            raise aiohttp.ClientPayloadError("request body over the size limit")
-        if chunk:
-            yield chunk
-        if not message.get("more_body"):
-            return
+            raise BodyTooLarge
+        yield chunk
 
 
-async def _error(send: Send, code: int, body: bytes, extra: list) -> None:
-    await _respond(send, code, body, "application/json", extra)
-
-
-async def _respond(
-    send: Send, code: int, body: bytes, content_type: str | None, extra: list
+def _error(
+    conn: HttpConnection, code: int, kind: str, message: str, extra: bytes
 ) -> None:
-    headers = [
-        (b"content-type", (content_type or "application/json").encode()),
-        (b"content-length", str(len(body)).encode()),
-        *extra,
-    ]
-    await send({"type": "http.response.start", "status": code, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    _respond(conn, code, _error_body(kind, message), None, extra)
+
+
+def _respond(
+    conn: HttpConnection,
+    code: int,
+    body: bytes,
+    content_type: str | None,
+    extra: bytes,
+) -> None:
+    block = (
+        (b"content-type: " + content_type.encode() + b"\r\n" if content_type else _JSON)
+        + b"content-length: %d\r\n" % len(body)
+        + extra
+    )
+    conn.respond(code, block, body)
 
 
 def create_app() -> Router:
-    """The app ``python -m router`` serves, configured from the environment."""
+    """The router ``python -m router`` serves, configured from the environment."""
     from strangler.routing.store import store_dir
 
     root = Path(__file__).resolve().parent.parent
@@ -799,33 +763,3 @@ def create_app() -> Router:
         not in {"0", "false", "no"},
         rules_dir=Path(rules),
     )
-
-
-class _JsonLines(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
-
-
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-
-
-def configure_logging() -> None:
-    root = logging.getLogger("router")
-    if root.handlers:
-        return
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(_JsonLines())
-    root.addHandler(handler)
-    root.setLevel(os.environ.get("ROUTER_LOG_LEVEL", "INFO").upper())
-    root.propagate = False

@@ -17,10 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-from yarl import URL
-
 from router.metrics import SHADOW
+from router.upstream import Pool, UpstreamError
 from strangler.routing.schema import SAFE_METHODS
 
 log = logging.getLogger("router.shadow")
@@ -32,11 +30,11 @@ TOKEN_HEADER = "X-Strangler-Router-Token"  # noqa: S105 - a header name
 class ShadowJob:
     route: str
     backend: str
-    session: aiohttp.ClientSession
-    url: str
+    pool: Pool
+    target: bytes
     method: str
     path: str
-    headers: list[tuple[str, str]]
+    headers: bytes  # the header block sent to the primary, lines ending CRLF
     body: bytes
     primary_status: int
     primary_headers: dict[str, str]
@@ -132,27 +130,35 @@ class Shadower:
     async def _run(self, job: ShadowJob) -> None:
         from strangler.compare import Exchange, compare
 
-        headers = list(job.headers)
-        if job.method not in SAFE_METHODS:
+        headers = job.headers
+        safe = job.method in SAFE_METHODS
+        if not safe:
             if not self.router_token:
                 self.counts.add(job.route, job.backend, "skipped")
                 return
-            headers += [(DRY_RUN_HEADER, "1"), (TOKEN_HEADER, self.router_token)]
+            headers += f"{DRY_RUN_HEADER}: 1\r\n{TOKEN_HEADER}: {self.router_token}\r\n".encode()
         try:
-            async with job.session.request(
-                job.method,
-                URL(job.url, encoded=True),
-                headers=headers,
-                data=job.body or None,
-                allow_redirects=False,
-            ) as resp:
-                body = await resp.read()
-                candidate = Exchange(resp.status, dict(resp.headers), body)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            resp = await job.pool.exchange(
+                job.method.encode(),
+                job.target,
+                headers,
+                job.body or None,
+                retry_stale=safe,
+            )
+            try:
+                body = await resp.read_all()
+            finally:
+                resp.release()
+            candidate = Exchange(
+                resp.status,
+                {k.decode("latin-1"): v.decode("latin-1") for k, v in resp.raw_headers},
+                body,
+            )
+        except UpstreamError as exc:
             self.counts.add(job.route, job.backend, "error")
             log.warning(
                 "shadow request failed: %s",
-                type(exc).__name__,
+                exc.kind,
                 extra={"route": job.route, "backend": job.backend},
             )
             return
