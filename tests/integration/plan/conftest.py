@@ -3,6 +3,8 @@ service database (h_plan_svc) and a control database (h_plan_control), a router 
 in a temporary directory, and an HTTP endpoint serving router metrics in the Prometheus text
 format. Databases are dropped at the end of the session."""
 
+# ruff: noqa: S608 - fixed test DDL, no input
+
 from __future__ import annotations
 
 import contextlib
