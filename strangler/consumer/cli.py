@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import threading
 
 from strangler.cli import CommandError
 from strangler.dualwrite.cli import add_settings_argument, setup_django
+from strangler.relay.cli import stop_on_signals
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -50,7 +50,11 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def run(
-    *, service: str, declare_only: bool = False, idle_exit: float | None = None
+    *,
+    service: str,
+    declare_only: bool = False,
+    idle_exit: float | None = None,
+    stop: threading.Event | None = None,
 ) -> int:
     """Consume in this process; SIGTERM/SIGINT finish the current batch, ack it and exit 0."""
     import pika
@@ -73,6 +77,7 @@ def run(
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
     )
+    logging.getLogger("pika").setLevel(logging.WARNING)
     consumer = AmqpConsumer(
         url,
         handlers,
@@ -88,9 +93,7 @@ def run(
         connection.close()
         print(f"declared {consumer.queue} bound to {', '.join(consumer.bindings)}")
         return 0
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = stop or stop_on_signals()
     consumer.run(stop, idle_exit=idle_exit)
     print(f"consume {service}: {consumer.counts}", file=sys.stderr)
     return 0

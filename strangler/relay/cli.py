@@ -34,11 +34,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    stop = stop_on_signals()
     setup_django(args.settings, args.producer)
-    return run(producer=args.producer, batch_size=args.batch_size, drain=args.drain)
+    return run(
+        producer=args.producer, batch_size=args.batch_size, drain=args.drain, stop=stop
+    )
 
 
-def run(*, producer: str, batch_size: int, drain: bool) -> int:
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM/SIGINT; installed before Django loads so that a signal during
+    start-up also ends the process cleanly."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def run(
+    *, producer: str, batch_size: int, drain: bool, stop: threading.Event | None = None
+) -> int:
     """Run a relay in this process; SIGTERM/SIGINT finish the current batch and exit 0."""
     from django.conf import settings
 
@@ -54,13 +68,12 @@ def run(*, producer: str, batch_size: int, drain: bool) -> int:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
     )
+    logging.getLogger("pika").setLevel(logging.WARNING)
     try:
         transport = default_transport()
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = stop or stop_on_signals()
     relay = Relay(transport, producer=producer, batch_size=batch_size)
     relay.run(stop, drain=drain)
     print(f"relay {producer}: {relay.sent_total} events sent", file=sys.stderr)

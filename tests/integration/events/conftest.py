@@ -110,7 +110,7 @@ def process_env(queue: str = "h_events.test") -> dict[str, str]:
 def start(verb: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "strangler.cli", *verb],
+            [sys.executable, "-m", "strangler", *verb],
             env=env,
             cwd=ROOT,
             stdout=out,
