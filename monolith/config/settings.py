@@ -92,6 +92,13 @@ STRANGLER_JWT = {
     "USER_LOADER": "monolith.accounts.auth.load_user",
 }
 
+# Where results are composed from once votes or choices are owned by a service.
+STRANGLER_SERVICES = {
+    "vote": conf.env_str("VOTE_SERVICE_URL", "http://127.0.0.1:8001"),
+    "choice": conf.env_str("CHOICE_SERVICE_URL", "http://127.0.0.1:8002"),
+}
+STRANGLER_COMPOSE_TIMEOUT = conf.env_int("COMPOSE_TIMEOUT_MS", 2000, minimum=1) / 1000
+
 REST_FRAMEWORK = rest_framework_settings(
     authentication="strangler.auth.drf.JWTAuthentication"
 )

@@ -65,3 +65,14 @@ def question_results(*, question_id: int) -> dict[str, Any] | None:
         "total_votes": sum(choice["votes"] for choice in choices),
         "choices": choices,
     }
+
+
+def vote_counts(*, question_id: int) -> dict[int, int]:
+    """``{choice_id: votes}`` for one question, counted by the database."""
+    rows = (
+        Vote.objects.filter(question_id=question_id)
+        .values("choice_id")
+        .annotate(votes=Count("id"))
+        .order_by()
+    )
+    return {row["choice_id"]: row["votes"] for row in rows}

@@ -11,7 +11,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from monolith.polls import selectors, services
+from monolith.polls import composition, selectors, services
 from monolith.polls.models import Choice, Question, Vote
 from monolith.polls.serializers import (
     ChoiceSerializer,
@@ -82,10 +82,10 @@ class QuestionViewSet(viewsets.ModelViewSet):
     @extend_schema(responses=QuestionResultsSerializer)
     @action(detail=True, methods=["get"])
     def results(self, request: Request, pk: str | None = None) -> Response:
-        """The question's choices with their vote counts, computed in one query."""
+        """The question's choices with their vote counts (see polls/composition.py)."""
         if pk is None or not (pk.isascii() and pk.isdigit()):
             raise NotFound()
-        results = selectors.question_results(question_id=int(pk))
+        results = composition.question_results(question_id=int(pk))
         if results is None:
             raise NotFound()
         return Response(QuestionResultsSerializer(results).data)

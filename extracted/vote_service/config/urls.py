@@ -4,11 +4,17 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from extracted.common.settings import HANDLERS
+from extracted.vote_service.votes.internal import vote_counts_view
 
 urlpatterns = [
     path("", include("strangler.web.urls")),
     path("api/", include("extracted.vote_service.votes.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path(
+        "_strangler/internal/vote-counts",
+        vote_counts_view,
+        name="internal-vote-counts",
+    ),
 ]
 
 handler400 = HANDLERS["handler400"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from extracted.vote_service.votes.models import Vote
 
@@ -21,3 +21,14 @@ def vote_list(
     if user_id is not None:
         queryset = queryset.filter(user_id=user_id)
     return queryset
+
+
+def vote_counts(*, question_id: int) -> dict[int, int]:
+    """``{choice_id: votes}`` for one question, counted by the database."""
+    rows = (
+        Vote.objects.filter(question_id=question_id)
+        .values("choice_id")
+        .annotate(votes=Count("id"))
+        .order_by()
+    )
+    return {row["choice_id"]: row["votes"] for row in rows}
