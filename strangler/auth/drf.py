@@ -57,3 +57,7 @@ class JWTAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return f'{self.keyword} realm="api"'
+
+
+# Registers the OpenAPI description of this scheme with drf-spectacular.
+from strangler.auth import schema as _schema  # noqa: E402, F401

@@ -94,3 +94,14 @@ def test_schema_generates_with_every_polls_path(api_client):
         "total_votes",
         "choices",
     }
+
+
+def test_schema_documents_the_bearer_jwt_scheme_on_writes(api_client):
+    schema = api_client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    scheme = schema["components"]["securitySchemes"]["bearerJWT"]
+    assert (scheme["type"], scheme["scheme"], scheme["bearerFormat"]) == (
+        "http",
+        "bearer",
+        "JWT",
+    )
+    assert {"bearerJWT": []} in schema["paths"]["/api/votes/"]["post"]["security"]
