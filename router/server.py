@@ -29,13 +29,17 @@ BUFFER_BELOW = 64 * 1024  # request bodies up to this size are read whole before
 HIGH_WATER = 256 * 1024
 KEEPALIVE_SECONDS = 5.0
 STOP_GRACE_SECONDS = 5.0
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 1024 * 1024
 _STATUS_LINES = {
     s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus
 }
+_BAD_BODY = (
+    b'{"error": {"code": "bad_request", "message": "Malformed HTTP/1.1 request."}}'
+)
 _BAD_REQUEST = (
     b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
-    b"connection: close\r\ncontent-length: 75\r\n\r\n"
-    b'{"error": {"code": "bad_request", "message": "Malformed HTTP/1.1 request."}}'
+    b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(_BAD_BODY), _BAD_BODY)
 )
 
 
@@ -110,8 +114,22 @@ class BodyStream:
         self.gone = False
         self.waiter: asyncio.Future | None = None
         self.expect_continue = expect_continue
+        self.discarded: int | None = None
+
+    def discard(self) -> None:
+        """Answered early (413): drop the rest, so closing does not reset the connection
+        before the client has read the answer."""
+        self.discarded = 0
+        self.chunks.clear()
+        self.conn.resume_reading()
+        self.conn.loop.call_later(LINGER_SECONDS, self.conn.close)
 
     def feed(self, data: bytes) -> None:
+        if self.discarded is not None:
+            self.discarded += len(data)
+            if self.discarded > LINGER_BYTES:
+                self.conn.close()
+            return
         self.chunks.append(data)
         self.buffered += len(data)
         if self.buffered > HIGH_WATER:
@@ -120,6 +138,8 @@ class BodyStream:
 
     def finish(self) -> None:
         self.done = True
+        if self.discarded is not None:
+            self.conn.close()
         self._wake()
 
     def lost(self) -> None:
@@ -314,6 +334,9 @@ class HttpConnection(asyncio.Protocol):
         self.active = None
         self.last_active = self.loop.time()
         unread = req.stream is not None and not req.stream.done
+        if unread and self.ended and not self.closed:
+            req.stream.discard()
+            return
         if (
             self.closed
             or self.close_after

@@ -1,0 +1,95 @@
+"""The router's own HTTP/1.1 server against real clients: chunked and 100-continue uploads,
+HEAD, HTTP/1.0 framing, pipelining, malformed requests, a chunked body over the limit and
+several workers sharing the port."""
+
+from __future__ import annotations
+
+import socket
+
+from tests.integration.router import procs
+from tests.integration.router.conftest import config_text
+
+
+def _raw(url: str, data: bytes) -> bytes:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(data)
+        out = b""
+        while chunk := sock.recv(65536):
+            out += chunk
+    return out
+
+
+def _router(two_backends, store, start_router, settings: str = "", **env: str):
+    alpha, _ = two_backends
+    store.commit(
+        config_text(
+            {"alpha": alpha.url}, "  - {name: all, path: /**, to: alpha}\n", settings
+        ),
+        action="t",
+        why="t",
+    )
+    return start_router(**env)
+
+
+def test_chunked_and_expect_continue_uploads_arrive_whole(
+    two_backends, store, start_router
+):
+    router = _router(two_backends, store, start_router)
+    chunked = procs.http.post(
+        router.url + "/up", data=iter([b"a" * 70_000, b"b" * 30_000])
+    )
+    assert chunked.json()["body_len"] == 100_000
+    assert chunked.json()["headers"]["transfer-encoding"] == "chunked"
+    expect = procs.http.post(
+        router.url + "/up", data=b"c" * 5000, headers={"Expect": "100-continue"}
+    )
+    assert expect.json()["body_len"] == 5000
+    assert "expect" not in expect.json()["headers"]
+
+
+def test_chunked_body_over_the_limit_is_413(two_backends, store, start_router):
+    router = _router(two_backends, store, start_router, "  max_body_bytes: 100000")
+    response = procs.http.post(router.url + "/up", data=iter([b"x" * 80_000] * 3))
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "too_large"
+
+
+def test_head_http10_and_pipelined_requests(two_backends, store, start_router):
+    router = _router(two_backends, store, start_router)
+    head = procs.http.head(router.url + "/x")
+    assert head.status_code == 200 and head.content == b""
+    old = _raw(router.url, b"GET /big?n=100000 HTTP/1.0\r\n\r\n")
+    head_part, _, body = old.partition(b"\r\n\r\n")
+    assert b"transfer-encoding" not in head_part.lower()
+    assert len(body) == 100_000
+    piped = _raw(
+        router.url,
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+        b"GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    assert piped.count(b"HTTP/1.1 200 OK") == 3
+    assert (
+        piped.index(b'"path": "/a"')
+        < piped.index(b'"path": "/b"')
+        < piped.index(b'"path": "/c"')
+    )
+
+
+def test_malformed_request_gets_400_json(two_backends, store, start_router):
+    router = _router(two_backends, store, start_router)
+    answer = _raw(router.url, b"NOT HTTP AT ALL\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert b'"code": "bad_request"' in answer
+
+
+def test_several_workers_share_the_port(two_backends, store, start_router):
+    router = _router(two_backends, store, start_router, ROUTER_WORKERS="2")
+    close = {"Connection": "close"}
+    responses = [
+        procs.http.get(router.url + f"/x/{i}", headers=close) for i in range(40)
+    ]
+    assert all(r.status_code == 200 for r in responses)
+    # Request ids start with a per-process prefix: new connections reach both workers.
+    assert len({r.headers["X-Request-ID"][:16] for r in responses}) == 2
