@@ -19,7 +19,7 @@ case "$role" in
     monolith) serve_django monolith monolith.config ;;
     vote) serve_django extracted/vote_service extracted.vote_service.config ;;
     choice) serve_django extracted/choice_service extracted.choice_service.config ;;
-    router) exec python -m router ;;
+    router) exec python -m router ${ROUTER_BOOTSTRAP:+--bootstrap "$ROUTER_BOOTSTRAP"} ;;
     relay) exec strangler relay --producer "${STRANGLER_PRODUCER:?set STRANGLER_PRODUCER}" ;;
     consume) exec strangler consume --service "${STRANGLER_SERVICE:?set STRANGLER_SERVICE}" ;;
     *) echo "unknown STRANGLER_ROLE: $role" >&2; exit 2 ;;
