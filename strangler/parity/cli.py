@@ -135,13 +135,24 @@ def _register_generate(verbs: Any) -> None:
     p.add_argument(
         "--ids", type=int, default=3, help="real ids per resource (default 3)"
     )
+    p.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="[METHOD] PATH",
+        help="only operations matching this pattern, e.g. '/api/votes/**' (repeatable)",
+    )
     p.set_defaults(handler=_generate)
 
 
 def _generate(args: argparse.Namespace) -> int:
     try:
         corpus = generate_corpus(
-            args.schema, args.base, identity=args.identity, ids_per_resource=args.ids
+            args.schema,
+            args.base,
+            identity=args.identity,
+            ids_per_resource=args.ids,
+            include=args.include,
         )
     except GenerateError as exc:
         raise CommandError(str(exc)) from None

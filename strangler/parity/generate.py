@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import requests
 import yaml
 
+from strangler.compare.rules import EndpointPattern, parse_endpoint
 from strangler.parity.corpus import (
     DEFAULT_IDENTITY,
     IDENTITY_PREFIX,
@@ -94,6 +95,7 @@ class Generator:
         ids_per_resource: int = 3,
         page_size: int = 2,
         timeout: float = 10.0,
+        include: Sequence[str] = (),
     ) -> None:
         self.schema = schema
         self.base = base.rstrip("/")
@@ -102,6 +104,7 @@ class Generator:
         self.page_size = page_size
         self.timeout = timeout
         self.collections: dict[str, Collection] = {}
+        self.include = [_include_pattern(text) for text in include]
 
     def operations(self) -> list[tuple[str, str, dict[str, Any]]]:
         found = []
@@ -194,9 +197,18 @@ class Generator:
                 body[name] = f"parity {name}"
         return body
 
+    def included(self, method: str, template: str) -> bool:
+        return not self.include or any(
+            pattern.matches(method, template) for pattern in self.include
+        )
+
     def generate(self) -> list[CorpusRequest]:
+        """Requests for every included operation; related collections outside the
+        filter are still read for real foreign-key ids."""
         out: list[CorpusRequest] = []
         for method, template, op in self.operations():
+            if not self.included(method, template):
+                continue
             endpoint = f"{method} {template}"
             params = [self.resolve(p) for p in op.get("parameters", [])]
             if "{" in template:
@@ -207,6 +219,11 @@ class Generator:
                 out += self.reads(endpoint, template, paths, params)
             else:
                 out += self.writes(method, endpoint, paths, op)
+        if not out and self.include:
+            wanted = ", ".join(p.text for p in self.include)
+            raise GenerateError(
+                f"--include {wanted}: no operation in the schema matches"
+            )
         return out
 
     def detail_paths(
@@ -318,6 +335,15 @@ class Generator:
                     )
                 )
         return out
+
+
+def _include_pattern(text: str) -> EndpointPattern:
+    try:
+        return parse_endpoint(text)
+    except ValueError as exc:
+        raise GenerateError(
+            f"--include {text!r}: {exc}; e.g. '/api/votes/**' or 'GET /api/votes/{{id}}/'"
+        ) from None
 
 
 def generate_corpus(

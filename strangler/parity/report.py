@@ -40,6 +40,7 @@ class EndpointStats:
     noise: int = 0
     fields: dict[tuple[str, str], FieldStats] = field(default_factory=dict)
     noise_fields: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    statuses: dict[int, int] = field(default_factory=dict)
     passed: bool = True
     reason: str = ""
 
@@ -57,6 +58,7 @@ class EndpointStats:
             "mismatch_rate": round(self.mismatch_rate, 6),
             "passed": self.passed,
             "reason": self.reason,
+            "statuses": {str(k): n for k, n in sorted(self.statuses.items())},
             "fields": [
                 {
                     "field": f.field,
@@ -137,6 +139,8 @@ def build_report(
     for result in results:
         stats = endpoints.setdefault(result.endpoint, EndpointStats(result.endpoint))
         stats.requests += 1
+        if result.status is not None:
+            stats.statuses[result.status] = stats.statuses.get(result.status, 0) + 1
         known = calibrated.get(result.endpoint, {})
         real = []
         excused = [(d, "rules") for d in result.comparison.noise]

@@ -39,6 +39,12 @@ class PairResult:
     baseline_exchange: Exchange | None = None
     route: str = ""
     declared_endpoint: str = ""
+    primary_status: int | None = None
+
+    @property
+    def status(self) -> int | None:
+        """The primary's status (None when it could not be reached)."""
+        return self.primary.status if self.primary is not None else self.primary_status
 
     @property
     def endpoint(self) -> str:
@@ -55,6 +61,8 @@ class PairResult:
             "target": self.target,
             "comparison": self.comparison.to_dict(),
         }
+        if self.status is not None:
+            data["status"] = self.status
         if self.route:
             data["route"] = self.route
         if self.declared_endpoint:
@@ -90,4 +98,5 @@ class PairResult:
             baseline_exchange=exchange("baseline_exchange"),
             route=data.get("route", ""),
             declared_endpoint=data.get("endpoint", ""),
+            primary_status=data.get("status"),
         )

@@ -48,14 +48,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def manage(env: dict[str, str], *args: str) -> None:
+def manage(env: dict[str, str], *args: str, project: str = "monolith") -> None:
+    """``PROJECT/manage.py ARGS`` (the monolith's, or ``extracted/vote_service``'s)."""
     subprocess.run(
-        [sys.executable, str(ROOT / "monolith" / "manage.py"), *args],
+        [sys.executable, str(ROOT / project / "manage.py"), *args],
         env=env,
         check=True,
         cwd=ROOT,
         capture_output=True,
     )
+
+
+def strangler(env: dict[str, str], *args: str) -> str:
+    """The real ``strangler`` CLI in a process of its own; its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-m", "strangler", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"strangler {' '.join(args)}: {done.stderr}")
+    return done.stdout
 
 
 class Server:

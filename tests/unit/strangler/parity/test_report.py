@@ -189,3 +189,17 @@ def test_proposed_rules_printed_as_yaml_section():
     text = render_text(build_report([pair(0, "/x/", primary, primary, baseline)]))
     section = yaml.safe_load(text.split("add to the plan's parity: section):\n", 1)[1])
     assert section == {"parity": {"endpoints": {"GET /x/": {"ignore": ["/debug"]}}}}
+
+
+def test_report_counts_the_primary_statuses_of_each_endpoint_across_a_state_round_trip():
+    results = [
+        pair(0, "/api/votes/", ex({"count": 0}), ex({"count": 0})),
+        pair(1, "/api/votes/?page=9", ex({}, 404), ex({}, 404)),
+        pair(2, "/api/votes/?page=abc", ex({}, 404), ex({}, 404)),
+    ]
+    reloaded = [
+        PairResult.from_dict(json.loads(json.dumps(r.to_dict()))) for r in results
+    ]
+    for source in (results, reloaded):
+        [stats] = build_report(source).to_dict()["endpoints"]
+        assert stats["statuses"] == {"200": 1, "404": 2}
