@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sys
 import threading
 import time
@@ -119,10 +120,8 @@ def worker(
                      f"/api/choices/?question={question}", "/api/questions/"]
                 )  # fmt: skip
                 response = session.get(f"{args.base}{path}", headers=auth, timeout=10)
-                tally.record(
-                    f"GET {path.split('?')[0].rstrip('/').rsplit('/', 2)[0]}",
-                    response.status_code,
-                )
+                template = re.sub(r"/\d+/", "/{id}/", path.split("?")[0])
+                tally.record(f"GET {template}", response.status_code)
         except requests.RequestException as exc:
             with tally.lock:
                 tally.errors[exc.__class__.__name__] += 1

@@ -86,10 +86,18 @@ def database(name: str, *, var_name: str = "DATABASE_URL") -> dict[str, Any]:
     """The ``DATABASES["default"]`` dict: PostgreSQL from the URL, SQLite under var/."""
     raw = os.environ.get(var_name)
     if not raw:
+        # Several gunicorn workers and relays share each file: WAL lets readers run beside
+        # the writer, and IMMEDIATE transactions take the write lock up front, so a writer
+        # waits for the busy timeout instead of failing with "database is locked" when a
+        # read-then-write transaction cannot upgrade its lock.
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(var_dir() / f"{name}.sqlite3"),
-            "OPTIONS": {"timeout": 20},
+            "OPTIONS": {
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
         }
     scheme = raw.split("://", 1)[0] if "://" in raw else ""
     if scheme not in _SCHEMES:
