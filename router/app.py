@@ -448,6 +448,7 @@ class Router:
                             for k, v in resp.raw_headers
                         },
                         primary_body=b"".join(captured.parts),
+                        primary_backend=served_by,
                     )
                 )
 

@@ -1,5 +1,7 @@
 """Shadow traffic: after the primary has answered, replay the request to the shadow backend
-from a bounded queue, compare both answers with ``strangler.compare`` and record mismatches.
+from a bounded queue, compare both answers with ``strangler.compare`` and append a
+``strangler.parity.records.ShadowRecord`` for every compared request, matched or not, so
+``strangler parity report --shadow`` shows the real match rate.
 
 Nothing here is on the client's path: a full queue drops the job (and counts it). Unsafe
 methods go out only as a dry run (``X-Strangler-Dry-Run: 1`` plus the router's token), which
@@ -9,16 +11,16 @@ the service executes in a transaction it rolls back.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from router.metrics import SHADOW
 from router.upstream import Pool, UpstreamError
+from strangler.compare import Comparison, Exchange, compare
+from strangler.parity.records import ShadowRecord
 from strangler.routing.schema import SAFE_METHODS
 
 log = logging.getLogger("router.shadow")
@@ -39,6 +41,7 @@ class ShadowJob:
     primary_status: int
     primary_headers: dict[str, str]
     primary_body: bytes
+    primary_backend: str = ""
 
 
 class ShadowCounts:
@@ -128,8 +131,6 @@ class Shadower:
                 self.queue.task_done()
 
     async def _run(self, job: ShadowJob) -> None:
-        from strangler.compare import Exchange, compare
-
         headers = job.headers
         safe = job.method in SAFE_METHODS
         if not safe:
@@ -167,39 +168,44 @@ class Shadower:
             primary,
             candidate,
             method=job.method,
-            path=job.path,
+            path=job.target.decode("latin-1"),
             rules=self._rules_for(job.backend),
         )
         self.counts.add(
             job.route, job.backend, "match" if result.matched else "mismatch"
         )
-        # Every mismatch is kept; so is every dry-run write, matched or not, as its proof.
-        if not result.matched or job.method not in SAFE_METHODS:
-            self._record(job, candidate, result.to_dict())
+        self._record(job, primary, candidate, result)
 
-    def _record(self, job: ShadowJob, candidate, diff: dict[str, Any]) -> None:
-        entry = {
-            "when": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "route": job.route,
-            "backend": job.backend,
-            "method": job.method,
-            "path": job.path,
-            "dry_run": job.method not in SAFE_METHODS,
-            "matched": diff["matched"],
-            "primary": {
-                "status": job.primary_status,
-                "body": job.primary_body.decode("utf-8", "replace"),
-            },
-            "shadow": {
-                "status": candidate.status,
-                "body": candidate.body.decode("utf-8", "replace"),
-            },
-            "diff": diff,
-        }
-        line = json.dumps(entry) + "\n"
+    def _record(
+        self, job: ShadowJob, primary: Exchange, candidate: Exchange, result: Comparison
+    ) -> None:
+        record = ShadowRecord(
+            route=job.route,
+            method=job.method,
+            path=job.target.decode("latin-1"),
+            primary=primary,
+            shadow=candidate,
+            primary_backend=job.primary_backend,
+            shadow_backend=job.backend,
+            comparison=result,
+            request_headers=_header_block(job.headers),
+            dry_run=job.method not in SAFE_METHODS,
+        )
+        line = record.to_json() + "\n"
         # One write() on an O_APPEND file keeps lines whole across router workers.
         fd = os.open(self.record_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line.encode())
         finally:
             os.close(fd)
+
+
+def _header_block(block: bytes) -> dict[str, str]:
+    """The request's header block (lines ending CRLF) as a dict; repeats joined."""
+    headers: dict[str, str] = {}
+    for line in block.decode("latin-1").split("\r\n"):
+        name, sep, value = line.partition(":")
+        if sep:
+            name, value = name.strip(), value.strip()
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers

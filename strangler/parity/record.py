@@ -58,10 +58,13 @@ def request_from(
 def from_shadow_records(
     path: str | Path, *, scrub: Iterable[str] = ()
 ) -> list[CorpusRequest]:
-    """The requests behind shadow records (their bodies are not recorded: reads only)."""
+    """The requests behind shadow records (their bodies are not recorded: reads only);
+    a request that carried credentials runs as the test identity."""
     fields = list(scrub)
     return [
-        scrub_request(request_from(r.method, r.path, {}, b""), fields=fields)
+        scrub_request(
+            request_from(r.method, r.path, r.request_headers, b""), fields=fields
+        )
         for r in read_records(path)
         if r.method in {"GET", "HEAD", "OPTIONS"}
     ]

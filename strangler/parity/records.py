@@ -7,9 +7,12 @@ reads them, so live shadow results and replayed runs share one report. A line::
      "method": "GET", "path": "/api/votes/?page=2",
      "primary": {"backend": "monolith", "status": 200, "headers": {...}, "body": "..."},
      "shadow": {"backend": "vote", "status": 200, "headers": {...}, "body": "..."},
-     "comparison": {...}}
+     "request": {"headers": {"accept": "application/json", "authorization": "[redacted]"}},
+     "dry_run": false, "comparison": {...}}
 
 ``body`` is the UTF-8 text of the body, or base64 when ``"encoding": "base64"`` is set.
+``headers`` of both answers are kept whole, so a report with other rules can recompute header
+differences; ``request.headers`` are the request's, credentials redacted (``redact_headers``).
 ``comparison`` (``Comparison.to_dict()``) is optional; the report recomputes it when given
 rules. ``path`` includes the query string.
 """
@@ -27,10 +30,26 @@ from typing import Any
 from strangler.compare import Comparison, Exchange
 
 RECORD_VERSION = 1
+REDACTED = "[redacted]"
+# Never written to a record: the router's own credential for dry runs.
+DROPPED_HEADERS = frozenset({"x-strangler-router-token"})
+SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
 class RecordError(ValueError):
     """A shadow record that cannot be read; names the file, line and key."""
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Request headers fit for a record: credentials' values replaced, the router token
+    dropped (whether a request was authenticated still shows)."""
+    kept = {}
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered in DROPPED_HEADERS:
+            continue
+        kept[name] = REDACTED if lowered in SECRET_HEADERS else value
+    return kept
 
 
 def exchange_to_dict(exchange: Exchange, backend: str = "") -> dict[str, Any]:
@@ -75,6 +94,8 @@ class ShadowRecord:
         default_factory=lambda: datetime.now(UTC).isoformat().replace("+00:00", "Z")
     )
     comparison: Comparison | None = None
+    request_headers: dict[str, str] = field(default_factory=dict)
+    dry_run: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -85,6 +106,8 @@ class ShadowRecord:
             "path": self.path,
             "primary": exchange_to_dict(self.primary, self.primary_backend),
             "shadow": exchange_to_dict(self.shadow, self.shadow_backend),
+            "request": {"headers": redact_headers(self.request_headers)},
+            "dry_run": self.dry_run,
         }
         if self.comparison is not None:
             data["comparison"] = self.comparison.to_dict()
@@ -98,6 +121,7 @@ class ShadowRecord:
         """Also reads the router's first record shape (``when``, ``diff``, top-level
         ``backend``), so records written before this format still render."""
         comparison = data.get("comparison") or data.get("diff")
+        request = data.get("request") or {}
         return cls(
             route=str(data.get("route", "")),
             method=str(data["method"]).upper(),
@@ -108,6 +132,8 @@ class ShadowRecord:
             shadow_backend=str(data["shadow"].get("backend", data.get("backend", ""))),
             at=str(data.get("at", data.get("when", ""))),
             comparison=Comparison.from_dict(comparison) if comparison else None,
+            request_headers=dict(request.get("headers") or {}),
+            dry_run=bool(data.get("dry_run", False)),
         )
 
 

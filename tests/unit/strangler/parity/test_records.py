@@ -100,3 +100,40 @@ def test_router_record_shape_is_read(tmp_path):
     assert record.shadow_backend == "vote" and record.at.startswith("2026-11-28")
     assert record.comparison is not None and not record.comparison.matched
     assert record.shadow.status == 400
+
+
+def test_request_headers_are_kept_with_credentials_redacted(tmp_path):
+    shadowed = record(
+        b"{}",
+        b"{}",
+        request_headers={
+            "authorization": "Bearer secret",
+            "Cookie": "session=secret",
+            "x-strangler-router-token": "secret",
+            "accept": "application/json",
+        },
+        dry_run=True,
+    )
+    line = shadowed.to_json()
+    assert "secret" not in line
+    path = tmp_path / "shadow.jsonl"
+    path.write_text(line + "\n")
+    [read] = read_records(path)
+    assert read.dry_run is True
+    assert read.request_headers == {
+        "authorization": "[redacted]",
+        "Cookie": "[redacted]",
+        "accept": "application/json",
+    }
+
+
+def test_a_redacted_authorization_is_recorded_as_the_test_identity(tmp_path):
+    from strangler.parity.record import from_shadow_records
+
+    path = tmp_path / "shadow.jsonl"
+    authed = record(b"{}", b"{}", request_headers={"authorization": "Bearer x"})
+    anonymous = record(b"{}", b"{}", request_headers={"accept": "application/json"})
+    path.write_text(authed.to_json() + "\n" + anonymous.to_json() + "\n")
+    first, second = from_shadow_records(path)
+    assert first.headers == {"authorization": "strangler-identity:default"}
+    assert second.headers == {"accept": "application/json"}
