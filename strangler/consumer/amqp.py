@@ -69,14 +69,17 @@ class AmqpConsumer:
         prefetch: int = 500,
         batch_size: int = 250,
         max_attempts: int = 5,
+        linger: float = 0.005,
         using: str = DEFAULT_DB_ALIAS,
     ) -> None:
         self.url = url
         self.handlers = handlers
         self.queue = queue
         self.bindings = bindings if bindings is not None else handlers.bindings()
-        self.prefetch = prefetch
+        # Room for the next batch while one is applied: the broker never waits for our acks.
+        self.prefetch = max(prefetch, 2 * batch_size)
         self.batch_size = batch_size
+        self.linger = linger
         self.max_attempts = max_attempts
         self.using = using
         self.counts: dict[str, int] = dict.fromkeys(
@@ -146,13 +149,24 @@ class AmqpConsumer:
     def _consume_until(self, stop: threading.Event, idle_exit: float | None) -> bool:
         idle_since = time.monotonic()
         while not stop.is_set():
-            self._connection.process_data_events(time_limit=0 if self._buffer else 0.05)
+            self._fill()
             if self._buffer:
                 self.flush()
                 idle_since = time.monotonic()
             elif idle_exit is not None and time.monotonic() - idle_since > idle_exit:
                 return True
         return True
+
+    def _fill(self) -> None:
+        """Wait up to 50 ms for a delivery, then up to ``linger`` for a full batch: a few
+        milliseconds of latency buy batches large enough to amortise the commit."""
+        self._connection.process_data_events(time_limit=0 if self._buffer else 0.05)
+        deadline = time.monotonic() + self.linger
+        while 0 < len(self._buffer) < self.batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._connection.process_data_events(time_limit=remaining)
 
     def _on_message(self, _channel, method, properties, body: bytes) -> None:
         self._buffer.append(Delivery(method.delivery_tag, properties, body))

@@ -9,8 +9,10 @@ import uuid
 import pika
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from strangler.consumer.amqp import AmqpConsumer, dead_letter_queue
+from strangler.consumer.apply import Outcome, apply_events
 from strangler.consumer.models import AggregateVersion, InboxEvent
 from strangler.consumer.tombstones import deleted_ids, is_deleted
 from strangler.events.envelope import EXCHANGE, Event
@@ -162,3 +164,20 @@ def test_unknown_queue_message_id_does_not_matter(applied_table, queue, amqp_url
     assert applied() == [("77", 1)], (
         "dedup is by the envelope's id, not the AMQP header"
     )
+
+
+def test_a_batch_costs_three_statements_besides_its_handlers(applied_table):
+    events = [event(aggregate_id=str(n % 7), seq=n // 7 + 1) for n in range(70)]
+    with CaptureQueriesContext(connection) as queries:
+        outcomes = apply_events([*events, events[3]], handlers.handlers)
+    assert outcomes == [Outcome.APPLIED] * 70 + [Outcome.DUPLICATE]
+    own = [
+        q["sql"]
+        for q in queries
+        if handlers.TABLE not in q["sql"] and q["sql"] not in ("BEGIN", "COMMIT")
+    ]
+    assert len(own) == 3, own
+    assert len(applied()) == 70
+    assert dict(AggregateVersion.objects.values_list("aggregate_id", "seq")) == {
+        str(n): 10 for n in range(7)
+    }
