@@ -31,13 +31,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--drain", action="store_true", help="exit once the outbox is empty"
     )
+    parser.add_argument(
+        "--purge-sent-older-than",
+        type=float,
+        metavar="SECONDS",
+        help="also delete outbox rows sent more than SECONDS ago, in batches, at start "
+        "and every minute",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="with --purge-sent-older-than: print how many rows would be purged and exit",
+    )
 
 
 def handle(args: argparse.Namespace) -> int:
     stop = stop_on_signals()
+    if args.purge_sent_older_than is not None and args.purge_sent_older_than < 0:
+        raise CommandError("--purge-sent-older-than must be at least 0 seconds")
+    if args.dry_run and args.purge_sent_older_than is None:
+        raise CommandError("--dry-run only applies to --purge-sent-older-than")
     setup_django(args.settings, args.producer)
+    if args.dry_run:
+        from strangler.relay.purge import purge_sent
+
+        count = purge_sent(older_than=args.purge_sent_older_than, dry_run=True)
+        print(
+            f"{count} sent events older than {args.purge_sent_older_than:g}s (dry run)"
+        )
+        return 0
     return run(
-        producer=args.producer, batch_size=args.batch_size, drain=args.drain, stop=stop
+        producer=args.producer,
+        batch_size=args.batch_size,
+        drain=args.drain,
+        stop=stop,
+        purge_sent_older_than=args.purge_sent_older_than,
     )
 
 
@@ -51,7 +79,12 @@ def stop_on_signals() -> threading.Event:
 
 
 def run(
-    *, producer: str, batch_size: int, drain: bool, stop: threading.Event | None = None
+    *,
+    producer: str,
+    batch_size: int,
+    drain: bool,
+    stop: threading.Event | None = None,
+    purge_sent_older_than: float | None = None,
 ) -> int:
     """Run a relay in this process; SIGTERM/SIGINT finish the current batch and exit 0."""
     from django.conf import settings
@@ -74,7 +107,14 @@ def run(
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
     stop = stop or stop_on_signals()
-    relay = Relay(transport, producer=producer, batch_size=batch_size)
+    relay = Relay(
+        transport,
+        producer=producer,
+        batch_size=batch_size,
+        purge_sent_older_than=purge_sent_older_than,
+    )
     relay.run(stop, drain=drain)
     print(f"relay {producer}: {relay.sent_total} events sent", file=sys.stderr)
+    if purge_sent_older_than is not None:
+        print(f"relay {producer}: {relay.purged_total} sent events purged")
     return 0

@@ -12,6 +12,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 
 from strangler.dualwrite.outbox import unsent_count
 from strangler.relay.claim import claim_batch, mark_failed, mark_sent
+from strangler.relay.purge import purge_sent
 from strangler.relay.transports import (
     AmqpTransport,
     HttpTransport,
@@ -52,6 +53,8 @@ class Relay:
         batch_size: int = 500,
         poll_interval: float = 0.05,
         max_backoff: float = 30.0,
+        purge_sent_older_than: float | None = None,
+        purge_interval: float = 60.0,
         using: str = DEFAULT_DB_ALIAS,
     ) -> None:
         self.transport = transport
@@ -61,6 +64,10 @@ class Relay:
         self.max_backoff = max_backoff
         self.using = using
         self.sent_total = 0
+        self.purge_sent_older_than = purge_sent_older_than
+        self.purge_interval = purge_interval
+        self.purged_total = 0
+        self._next_purge = 0.0
 
     def run_once(self) -> int:
         """Publish one batch; return how many events the broker confirmed."""
@@ -80,6 +87,16 @@ class Relay:
         self.sent_total += len(result.sent)
         return len(result.sent)
 
+    def housekeep(self) -> None:
+        """Purge long-sent rows when asked to, at most once per ``purge_interval``."""
+        if self.purge_sent_older_than is None or time.monotonic() < self._next_purge:
+            return
+        purged = purge_sent(older_than=self.purge_sent_older_than, using=self.using)
+        self._next_purge = time.monotonic() + self.purge_interval
+        self.purged_total += purged
+        if purged:
+            logger.info("relay %s: purged %d sent events", self.producer, purged)
+
     def run(self, stop: threading.Event, *, drain: bool = False) -> None:
         """Relay until ``stop`` is set (or, with ``drain``, until the outbox is empty)."""
         backoff = 0.2
@@ -87,6 +104,7 @@ class Relay:
         reported = 0
         while not stop.is_set():
             try:
+                self.housekeep()
                 sent = self.run_once()
                 backoff = 0.2
             except TransportError as exc:

@@ -151,3 +151,63 @@ def wait_for(predicate, timeout: float = 30.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
+
+
+def age_outbox(sent_hours_ago: dict[int, float | None]) -> None:
+    """Mark outbox rows (by position in id order) sent that many hours ago, or unsent."""
+    from datetime import UTC, datetime, timedelta
+
+    ids = list(OutboxEvent.objects.order_by("id").values_list("id", flat=True))
+    for position, hours in sent_hours_ago.items():
+        sent_at = None if hours is None else datetime.now(UTC) - timedelta(hours=hours)
+        OutboxEvent.objects.filter(id=ids[position]).update(sent_at=sent_at)
+
+
+def test_purge_deletes_only_rows_sent_before_the_cutoff_in_batches(forward):
+    from strangler.relay.purge import purge_sent
+
+    expected_kept = emit_votes(30)
+    age_outbox({n: 48 if n < 20 else (0.1 if n < 25 else None) for n in range(30)})
+    old = set(
+        OutboxEvent.objects.filter(sent_at__lt=time_ago(hours=24)).values_list(
+            "id", flat=True
+        )
+    )
+    assert len(old) == 20
+    assert purge_sent(older_than=86400, dry_run=True) == 20
+    assert OutboxEvent.objects.count() == 30, "a dry run deletes nothing"
+    assert purge_sent(older_than=86400, batch_size=7) == 20
+    kept = {str(e) for e in OutboxEvent.objects.values_list("event_id", flat=True)}
+    assert kept == set(expected_kept[20:])
+    assert OutboxEvent.objects.filter(sent_at__isnull=True).count() == 5
+    assert purge_sent(older_than=86400) == 0
+
+
+def test_relay_cli_purges_sent_rows_and_dry_run_only_counts(forward, queue, tmp_path):
+    emit_votes(12)
+    age_outbox({n: 48 for n in range(8)})
+    env = process_env(queue)
+    log = tmp_path / "purge.log"
+    purge = ["relay", "--producer", "monolith", "--purge-sent-older-than", "3600"]
+    dry = start([*purge, "--dry-run"], env, log)
+    assert dry.wait(60) == 0, log.read_text()
+    assert "8 sent events older than 3600s (dry run)" in log.read_text()
+    assert OutboxEvent.objects.count() == 12
+    relay = start([*purge, "--drain"], env, log)
+    assert relay.wait(60) == 0, log.read_text()
+    assert "8 sent events purged" in log.read_text()
+    assert OutboxEvent.objects.count() == 4
+    assert not OutboxEvent.objects.filter(sent_at__isnull=True).exists()
+
+
+def test_relay_cli_refuses_dry_run_without_purge(forward, tmp_path):
+    log = tmp_path / "relay.log"
+    relay = start(["relay", "--producer", "monolith", "--dry-run"], process_env(), log)
+    assert relay.wait(60) != 0
+    assert "--dry-run only applies to --purge-sent-older-than" in log.read_text()
+
+
+def time_ago(**delta):
+    from datetime import UTC, datetime, timedelta
+
+    return datetime.now(UTC) - timedelta(**delta)
