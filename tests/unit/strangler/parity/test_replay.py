@@ -170,3 +170,54 @@ def test_unreachable_candidate_is_a_status_difference(backends):
     [diff] = result.comparison.differences
     assert diff.kind == "status" and diff.primary == 200
     assert str(diff.candidate).startswith("request failed: ConnectionError")
+
+
+class Rendezvous(ThreadingHTTPServer):
+    """The primary answers ``met`` only once the candidate has received the same request
+    while the primary's was still open: true only when a pair's requests overlap."""
+
+    daemon_threads = True
+
+    def __init__(self, arrived: threading.Event, *, waits: bool) -> None:
+        super().__init__(("127.0.0.1", 0), RendezvousHandler)
+        self.arrived, self.waits = arrived, waits
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class RendezvousHandler(BaseHTTPRequestHandler):
+    server: Rendezvous
+
+    def do_GET(self) -> None:
+        if self.server.waits:
+            met = self.server.arrived.wait(10)  # a bound for failure, not a measurement
+        else:
+            self.server.arrived.set()
+            met = True
+        answer = json.dumps({"met": met}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_the_two_requests_of_a_pair_are_sent_concurrently():
+    arrived = threading.Event()
+    primary = Rendezvous(arrived, waits=True)
+    candidate = Rendezvous(arrived, waits=False)
+    for server in (primary, candidate):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = ReplayConfig(primary.url, candidate.url, concurrency=1)
+        [result] = run_corpus([CorpusRequest("GET", "/meet")], config, progress=False)
+    finally:
+        for server in (primary, candidate):
+            server.shutdown()
+    assert result.comparison.matched, result.comparison.to_dict()
+    assert json.loads(result.primary.body) == {"met": True}
