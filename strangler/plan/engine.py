@@ -112,6 +112,13 @@ class Engine:
             return False
         return bool(backend and backend.dry_run)
 
+    def _crosses(self, kind: str, from_stage: str, to_stage: str, stage: str) -> bool:
+        """True when an advance from ``from_stage`` to ``to_stage`` enters ``stage``."""
+        if kind != "advance" or stage not in self.stages:
+            return False
+        at = self.stages.index(stage)
+        return self.stages.index(to_stage) >= at > self.stages.index(from_stage)
+
     def _actions(
         self, kind: str, from_stage: str, to_stage: str, *, who: str, why: str
     ) -> list[Action]:
@@ -123,14 +130,13 @@ class Engine:
             service_backend=self.service_backend,
         )
         specs: list[tuple[str, dict[str, Any]]] = []
-        into_writes = (
-            kind == "advance"
-            and "writes" in self.stages
-            and self.stages.index(to_stage)
-            >= self.stages.index("writes")
-            > self.stages.index(from_stage)
-        )
-        if into_writes:
+        # Service ids must be past the legacy ids before the service inserts anything of
+        # its own: at ``shadow`` it already runs shadowed writes as rolled-back dry runs
+        # (a colliding id would answer 500 and fail parity), and at ``writes`` for real.
+        # Moving the sequence is idempotent, so it runs again on the way into ``writes``.
+        if self._crosses(kind, from_stage, to_stage, "shadow") or self._crosses(
+            kind, from_stage, to_stage, "writes"
+        ):
             gap = gate_value(
                 self.plan, "writes", "sequences_gap", DEFAULT_SEQUENCES_GAP
             )

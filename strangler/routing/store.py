@@ -5,7 +5,7 @@ Layout of the directory (``STRANGLER_ROUTER_DIR``, default ``var/router/``)::
     versions/000001.yaml   one immutable file per version
     current                the live version number, replaced by atomic rename
     history.jsonl          append-only: {version, parent, action, who, when, why}
-    shadow.jsonl           shadow mismatches, written by the router
+    shadow.jsonl           one record per shadow comparison (strangler.parity.records), written by the router
 
 Every change validates the full new config before anything is written, takes an exclusive
 lock, writes the version file, appends the history line and only then moves ``current``.

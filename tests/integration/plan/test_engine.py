@@ -123,6 +123,14 @@ def test_billing_plan_goes_through_every_stage_and_back(env, metrics_server):
     r = routes(env)
     assert r[READS[0]]["shadow"]["to"] == "billing" and r[READS[0]]["to"] == "monolith"
     assert r[WRITE]["shadow"]["to"] == "billing"  # the backend runs writes as dry runs
+    # ...so its ids already start past the legacy ids: a dry-run insert cannot collide.
+    shadow_next_id = run_sql(
+        svc,
+        "INSERT INTO billing_invoice (customer_id, amount_cents, issued_at)"
+        " VALUES (1, 1, now()) RETURNING id",
+    )[0][0]
+    assert shadow_next_id > run_sql(mono, "SELECT max(id) FROM ledger_invoice")[0][0]
+    run_sql(svc, "DELETE FROM billing_invoice WHERE id = %s", (shadow_next_id,))
     seen["shadow"] = snapshot(env)
 
     # canary: no shadow comparisons yet → "no data", refused
