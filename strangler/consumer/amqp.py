@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -36,6 +37,16 @@ class Delivery:
     tag: int
     properties: pika.BasicProperties
     body: bytes
+
+
+@dataclass
+class Pending:
+    """A batch handed to the applier thread: all its deliveries (acked together once it
+    has committed) and those whose events it applies, in order."""
+
+    batch: list[Delivery]
+    valid: list[Delivery]
+    future: Future
 
 
 def dead_letter_queue(queue: str) -> str:
@@ -86,6 +97,7 @@ class AmqpConsumer:
             [*(o.value for o in Outcome), "dead_lettered", "retried"], 0
         )
         self._buffer: list[Delivery] = []
+        self._pending: Pending | None = None
         self._connection: pika.BlockingConnection | None = None
         self._channel = None
         self._publisher = None
@@ -105,6 +117,7 @@ class AmqpConsumer:
 
     def close(self) -> None:
         self._buffer = []
+        self._abandon()
         connection, self._connection = self._connection, None
         if connection is not None and connection.is_open:
             try:
@@ -116,6 +129,14 @@ class AmqpConsumer:
 
     def run(self, stop: threading.Event, *, idle_exit: float | None = None) -> None:
         """Consume until ``stop`` is set (or the queue has been idle ``idle_exit`` seconds)."""
+        self._applier = ThreadPoolExecutor(1, thread_name_prefix="strangler-apply")
+        try:
+            self._run(stop, idle_exit)
+        finally:
+            self._applier.submit(self._close_database).result()
+            self._applier.shutdown()
+
+    def _run(self, stop: threading.Event, idle_exit: float | None) -> None:
         backoff = 0.2
         while not stop.is_set():
             try:
@@ -138,29 +159,43 @@ class AmqpConsumer:
                     exc,
                     backoff,
                 )
-                connections[self.using].close()
+                self._applier.submit(self._close_database).result()
             else:
                 continue
+            self._abandon()
             self.close()
             stop.wait(backoff)
             backoff = min(backoff * 2, 30.0)
         self.close()
 
+    def _close_database(self) -> None:
+        """On the applier thread, whose connection it is (Django's are per thread)."""
+        connections[self.using].close()
+
     def _consume_until(self, stop: threading.Event, idle_exit: float | None) -> bool:
+        """Receive the next batch while the applier thread commits the current one: the
+        broker's frames are decoded while the database works."""
         idle_since = time.monotonic()
         while not stop.is_set():
-            self._fill()
-            if self._buffer:
-                self.flush()
+            self._fill(wait=0.002 if self._pending else 0.05)
+            if self._pending and (
+                self._pending.future.done() or len(self._buffer) >= self.batch_size
+            ):
+                self._finish()
+            if self._buffer and not self._pending:
+                self._start(self._take())
+            if self._buffer or self._pending:
                 idle_since = time.monotonic()
             elif idle_exit is not None and time.monotonic() - idle_since > idle_exit:
-                return True
+                break
+        if self._pending:
+            self._finish()
         return True
 
-    def _fill(self) -> None:
-        """Wait up to 50 ms for a delivery, then up to ``linger`` for a full batch: a few
+    def _fill(self, wait: float) -> None:
+        """Wait up to ``wait`` for a delivery, then up to ``linger`` for a full batch: a few
         milliseconds of latency buy batches large enough to amortise the commit."""
-        self._connection.process_data_events(time_limit=0 if self._buffer else 0.05)
+        self._connection.process_data_events(time_limit=0 if self._buffer else wait)
         deadline = time.monotonic() + self.linger
         while 0 < len(self._buffer) < self.batch_size:
             remaining = deadline - time.monotonic()
@@ -171,14 +206,13 @@ class AmqpConsumer:
     def _on_message(self, _channel, method, properties, body: bytes) -> None:
         self._buffer.append(Delivery(method.delivery_tag, properties, body))
 
-    def flush(self) -> None:
-        """Apply the buffered deliveries, in batches, and ack each batch once committed."""
-        while self._buffer:
-            batch = self._buffer[: self.batch_size]
-            self._buffer = self._buffer[self.batch_size :]
-            self._flush_batch(batch)
+    def _take(self) -> list[Delivery]:
+        batch = self._buffer[: self.batch_size]
+        self._buffer = self._buffer[self.batch_size :]
+        return batch
 
-    def _flush_batch(self, batch: list[Delivery]) -> None:
+    def _start(self, batch: list[Delivery]) -> None:
+        """Dead-letter what cannot be applied and hand the rest to the applier thread."""
         valid: list[tuple[Delivery, Event]] = []
         for delivery in batch:
             try:
@@ -188,44 +222,62 @@ class AmqpConsumer:
                 self._dead_letter(delivery, str(exc))
                 continue
             valid.append((delivery, event))
+        future = self._applier.submit(self._apply, [event for _, event in valid])
+        self._pending = Pending(batch, [delivery for delivery, _ in valid], future)
+
+    def _apply(self, events: list[Event]) -> list[Outcome | Exception]:
+        """On the applier thread: each event's outcome, or the error its handler raised.
+        A failing batch is retried event by event so that only the culprit fails."""
+        if not events:
+            return []
         try:
-            outcomes = (
-                apply_events([e for _, e in valid], self.handlers, self.using)
-                if valid
-                else []
-            )
+            return apply_events(events, self.handlers, self.using)
         except (OperationalError, InterfaceError):
             raise
         except Exception:
-            logger.info("batch of %d failed; applying one by one", len(valid))
-            outcomes = [self._apply_alone(delivery, event) for delivery, event in valid]
-        for outcome in outcomes:
-            if outcome is not None:
-                self.counts[outcome.value] += 1
-        self._channel.basic_ack(batch[-1].tag, multiple=True)
+            logger.info("batch of %d failed; applying one by one", len(events))
+        results: list[Outcome | Exception] = []
+        for event in events:
+            try:
+                results += apply_events([event], self.handlers, self.using)
+            except (OperationalError, InterfaceError):
+                raise
+            except Exception as exc:
+                results.append(exc)
+        return results
 
-    def _apply_alone(self, delivery: Delivery, event: Event) -> Outcome | None:
-        try:
-            return apply_events([event], self.handlers, self.using)[0]
-        except (OperationalError, InterfaceError):
-            raise
-        except Exception as exc:
-            reason = "".join(traceback.format_exception_only(exc)).strip()
-            attempts = (
-                int((delivery.properties.headers or {}).get(ATTEMPTS_HEADER, 0)) + 1
-            )
-            if attempts >= self.max_attempts:
-                self._dead_letter(
-                    delivery, f"handler failed {attempts} times: {reason}", attempts
-                )
+    def _finish(self) -> None:
+        """Wait for the batch in flight, retry or dead-letter its failures, ack it."""
+        pending, self._pending = self._pending, None
+        results = pending.future.result()
+        for delivery, result in zip(pending.valid, results, strict=True):
+            if isinstance(result, Exception):
+                self._retry(delivery, result)
             else:
-                self._republish(
-                    delivery,
-                    self.queue,
-                    {ATTEMPTS_HEADER: attempts, REASON_HEADER: reason},
-                )
-                self.counts["retried"] += 1
-            return None
+                self.counts[result.value] += 1
+        self._channel.basic_ack(pending.batch[-1].tag, multiple=True)
+
+    def _abandon(self) -> None:
+        """Let the batch in flight end without acking it: the broker redelivers it and the
+        inbox recognises whatever it committed."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.future.exception()
+
+    def _retry(self, delivery: Delivery, exc: Exception) -> None:
+        reason = "".join(traceback.format_exception_only(exc)).strip()
+        attempts = int((delivery.properties.headers or {}).get(ATTEMPTS_HEADER, 0)) + 1
+        if attempts >= self.max_attempts:
+            self._dead_letter(
+                delivery, f"handler failed {attempts} times: {reason}", attempts
+            )
+        else:
+            self._republish(
+                delivery,
+                self.queue,
+                {ATTEMPTS_HEADER: attempts, REASON_HEADER: reason},
+            )
+            self.counts["retried"] += 1
 
     def _dead_letter(self, delivery: Delivery, reason: str, attempts: int = 1) -> None:
         logger.warning("consumer %s: dead-lettering a message: %s", self.queue, reason)
