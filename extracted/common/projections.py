@@ -1,9 +1,12 @@
-"""Applying another service's events to local rows, idempotently and stale-safely.
+"""Applying another producer's events to local rows, for the services' consumer handlers.
 
-Every projected row carries the ``seq`` of the event that last wrote it, and an update
-applies only ``WHERE seq < incoming``; deletes leave a tombstone so that a late, stale
-create cannot bring a deleted row back. Ids are never reused by the producer, so a
-tombstone for a parent (a choice, a question) also refuses late creates of its children.
+The consumer (``strangler.consumer``) lets an event through to a handler only once (inbox),
+only when it is newer than the last applied for its aggregate, and never after that
+aggregate's ``*.deleted`` (its tombstone, ``strangler_consumer_aggregateversion``). What it
+cannot know is the parent rule: ids are never reused upstream, so a late event for a child
+(a vote, a choice) whose choice or question was deleted must not bring the child back; the
+handlers ask :func:`any_deleted`. Projected rows keep the ``seq`` of the event that last
+wrote them, which tells the backfill (``strangler sync``) not to overwrite them.
 
 Event ``data`` is the aggregate's state in the API's shape; a malformed field raises
 ``InvalidEvent`` naming it, so the consumer dead-letters the message instead of guessing.
@@ -11,57 +14,43 @@ Event ``data`` is the aggregate's state in the API's shape; a malformed field ra
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from django.db import models
+from django.db.models import Q
 
-from strangler.events import InvalidEvent
+from strangler.consumer.handlers import Handler
+from strangler.consumer.models import AggregateVersion
+from strangler.dualwrite.outbox import default_source
+from strangler.events import Event, InvalidEvent
 
-
-class Tombstone(models.Model):
-    """A deleted aggregate and the ``seq`` of the event that deleted it."""
-
-    entity = models.CharField(max_length=32)
-    aggregate_id = models.BigIntegerField()
-    seq = models.BigIntegerField()
-
-    class Meta:
-        abstract = True
-        constraints = [
-            models.UniqueConstraint(
-                fields=["entity", "aggregate_id"],
-                name="%(app_label)s_tombstone_entity_aggregate_uniq",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.entity} {self.aggregate_id} deleted at seq {self.seq}"
+Apply = Callable[[dict[str, Any], int], None]
 
 
-def bury(tombstones: type[Tombstone], entity: str, aggregate_id: int, seq: int) -> None:
-    """Record that ``entity`` ``aggregate_id`` was deleted at ``seq`` (keeps the highest)."""
-    tombstones.objects.bulk_create(
-        [tombstones(entity=entity, aggregate_id=aggregate_id, seq=seq)],
-        ignore_conflicts=True,
-    )
-    tombstones.objects.filter(
-        entity=entity, aggregate_id=aggregate_id, seq__lt=seq
-    ).update(seq=seq)
+def from_elsewhere(apply: Apply) -> Handler:
+    """A consumer handler calling ``apply(data, seq)`` for other producers' events.
+
+    The service's own relay publishes to the exchange its queue listens on; applying its own
+    events again could briefly bring back a row it has deleted since, so they are skipped.
+    """
+
+    def handle(event: Event) -> None:
+        if event.source != default_source():
+            apply(event.data, event.seq)
+
+    handle.__name__ = handle.__qualname__ = apply.__name__
+    handle.__doc__ = apply.__doc__
+    return handle
 
 
-def is_buried(
-    tombstones: type[Tombstone],
-    entity: str,
-    aggregate_id: int,
-    *,
-    seq: int | None = None,
-) -> bool:
-    """Whether the aggregate was deleted (at ``seq`` or later, when ``seq`` is given)."""
-    found = tombstones.objects.filter(entity=entity, aggregate_id=aggregate_id)
-    if seq is not None:
-        found = found.filter(seq__gte=seq)
-    return found.exists()
+def any_deleted(**parents: int) -> bool:
+    """Whether any of ``choice=3, question=1`` was deleted by an event (one query)."""
+    condition = Q()
+    for aggregate_type, aggregate_id in parents.items():
+        condition |= Q(aggregate_type=aggregate_type, aggregate_id=str(aggregate_id))
+    return AggregateVersion.objects.filter(condition, deleted=True).exists()
 
 
 def upsert_newer(

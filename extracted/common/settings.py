@@ -41,14 +41,34 @@ HANDLERS = {
 
 
 def installed_apps(*apps: str) -> list[str]:
-    """DRF, the schema generator and the service's own apps; no auth, sessions or admin."""
+    """DRF, the schema generator, the service's own outbox and consumer, and its own apps;
+    no auth, sessions or admin."""
     return [
         "django.contrib.contenttypes",
         "django.contrib.staticfiles",
         "rest_framework",
         "drf_spectacular",
+        "strangler.dualwrite",
+        "strangler.consumer",
         *apps,
     ]
+
+
+def consumer(
+    *, queue: str, handlers: str, bindings: list[str] | None = None
+) -> dict[str, Any]:
+    """``STRANGLER_CONSUMER``: the service's queue (``STRANGLER_CONSUMER_QUEUE`` overrides
+    the name, e.g. to keep test runs apart on one broker) and its handler registry."""
+    config: dict[str, Any] = {
+        "QUEUE": conf.env_str("STRANGLER_CONSUMER_QUEUE", queue),
+        "HANDLERS": handlers,
+        "PREFETCH": conf.env_int("STRANGLER_CONSUMER_PREFETCH", 500, minimum=1),
+        "BATCH_SIZE": conf.env_int("STRANGLER_CONSUMER_BATCH_SIZE", 250, minimum=1),
+        "MAX_ATTEMPTS": conf.env_int("STRANGLER_CONSUMER_MAX_ATTEMPTS", 5, minimum=1),
+    }
+    if bindings is not None:
+        config["BINDINGS"] = bindings
+    return config
 
 
 def jwt_verifier() -> dict[str, Any]:

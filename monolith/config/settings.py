@@ -99,6 +99,12 @@ STRANGLER_SERVICES = {
 }
 STRANGLER_COMPOSE_TIMEOUT = conf.env_int("COMPOSE_TIMEOUT_MS", 2000, minimum=1) / 1000
 
+# The reverse path: the services' vote and choice events applied to the legacy tables.
+STRANGLER_CONSUMER = {
+    "QUEUE": conf.env_str("STRANGLER_CONSUMER_QUEUE", "monolith"),
+    "HANDLERS": "monolith.polls.reverse",
+}
+
 REST_FRAMEWORK = rest_framework_settings(
     authentication="strangler.auth.drf.JWTAuthentication"
 )

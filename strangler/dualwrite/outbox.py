@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -86,9 +87,9 @@ def emit(
 
 _PG_INSERT = """
 WITH next AS (
-    INSERT INTO {seq_table} (aggregate_type, aggregate_id, seq) VALUES (%s, %s, 1)
+    INSERT INTO {seq_table} (aggregate_type, aggregate_id, seq) VALUES (%s, %s, {first})
     ON CONFLICT (aggregate_type, aggregate_id)
-    DO UPDATE SET seq = {seq_table}.seq + 1
+    DO UPDATE SET seq = GREATEST({seq_table}.seq + 1, EXCLUDED.seq)
     RETURNING seq
 )
 INSERT INTO {outbox_table}
@@ -101,10 +102,36 @@ RETURNING seq
 """
 
 _NEXT_SEQ = """
-INSERT INTO {seq_table} (aggregate_type, aggregate_id, seq) VALUES (%s, %s, 1)
-ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET seq = {seq_table}.seq + 1
+INSERT INTO {seq_table} (aggregate_type, aggregate_id, seq) VALUES (%s, %s, {first})
+ON CONFLICT (aggregate_type, aggregate_id)
+DO UPDATE SET seq = MAX({seq_table}.seq + 1, excluded.seq)
 RETURNING seq
 """
+
+# Seq hand-off: an aggregate this database first knew from another producer's events (its
+# consumer applied them up to some seq) continues above that seq when this database starts
+# producing it, so every consumer of the aggregate sees a newer event, not a stale one.
+_FIRST_AFTER_APPLIED = (
+    "1 + COALESCE((SELECT v.seq FROM {version_table} v"
+    " WHERE v.aggregate_type = %s AND v.aggregate_id = %s), 0)"
+)
+
+
+def _seq_sql(template: str, connection) -> tuple[str, int]:
+    """``template`` with its first-seq expression, and how often the key is a parameter."""
+    quote = connection.ops.quote_name
+    tables = {
+        "seq_table": quote(AggregateSequence._meta.db_table),
+        "outbox_table": quote(OutboxEvent._meta.db_table),
+    }
+    if not apps.is_installed("strangler.consumer"):
+        return template.format(first="1", **tables), 1
+    from strangler.consumer.models import AggregateVersion
+
+    first = _FIRST_AFTER_APPLIED.format(
+        version_table=quote(AggregateVersion._meta.db_table)
+    )
+    return template.format(first=first, **tables), 2
 
 
 def _insert(event: Event, using: str) -> int:
@@ -112,20 +139,25 @@ def _insert(event: Event, using: str) -> int:
     PostgreSQL. The counter row stays locked until commit, so two transactions on the same
     aggregate commit their events in seq order."""
     connection = connections[using]
-    tables = {
-        "seq_table": connection.ops.quote_name(AggregateSequence._meta.db_table),
-        "outbox_table": connection.ops.quote_name(OutboxEvent._meta.db_table),
-    }
-    key = (event.aggregate_type, event.aggregate_id)
+    key = [event.aggregate_type, event.aggregate_id]
     now = datetime.now(UTC)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            sql, keys = _seq_sql(_PG_INSERT, connection)
             cursor.execute(
-                _PG_INSERT.format(**tables),
-                [*key, str(event.id), event.type, *key, event.to_json().decode(), now],
+                sql,
+                [
+                    *(key * keys),
+                    str(event.id),
+                    event.type,
+                    *key,
+                    event.to_json().decode(),
+                    now,
+                ],
             )
             return cursor.fetchone()[0]
-        cursor.execute(_NEXT_SEQ.format(**tables), list(key))
+        sql, keys = _seq_sql(_NEXT_SEQ, connection)
+        cursor.execute(sql, key * keys)
         seq = cursor.fetchone()[0]
     envelope = event.to_dict() | {"seq": seq}
     OutboxEvent.objects.using(using).create(

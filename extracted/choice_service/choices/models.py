@@ -1,10 +1,12 @@
-"""Choices, and the local projection of questions the service needs to check ownership."""
+"""Choices, and the local projection of questions the service needs to check ownership.
+
+What events deleted is kept by the consumer (``strangler_consumer_aggregateversion``); the
+view ``choices_tombstone`` shows those tombstones to the plan file and ``strangler sync``.
+"""
 
 from __future__ import annotations
 
 from django.db import models
-
-from extracted.common.projections import Tombstone as BaseTombstone
 
 
 class Choice(models.Model):
@@ -34,10 +36,3 @@ class QuestionRef(models.Model):
 
     def __str__(self) -> str:
         return self.question_text
-
-
-class Tombstone(BaseTombstone):
-    """Choices and questions deleted upstream (table ``choices_tombstone``)."""
-
-    class Meta(BaseTombstone.Meta):
-        pass

@@ -12,7 +12,8 @@ from strangler import conf
 from strangler.api.settings import rest_framework_settings
 from strangler.web.logging import logging_config
 
-SERVICE_NAME = "choice_service"
+# Also the event source and the relay's --producer name.
+SERVICE_NAME = "choice"
 DEBUG = conf.env_bool("DEBUG", False)
 SECRET_KEY = conf.secret_key()
 ALLOWED_HOSTS = conf.env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
@@ -32,6 +33,11 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
+
+STRANGLER_CONSUMER = common.consumer(
+    queue="choice",
+    handlers="extracted.choice_service.choices.handlers",
+)
 
 STRANGLER_JWT = common.jwt_verifier()
 REST_FRAMEWORK = rest_framework_settings(

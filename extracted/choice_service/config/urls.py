@@ -7,6 +7,7 @@ from extracted.common.settings import HANDLERS
 
 urlpatterns = [
     path("", include("strangler.web.urls")),
+    path("", include("strangler.consumer.urls")),
     path("api/", include("extracted.choice_service.choices.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
 ]

@@ -12,7 +12,8 @@ from strangler import conf
 from strangler.api.settings import rest_framework_settings
 from strangler.web.logging import logging_config
 
-SERVICE_NAME = "vote_service"
+# Also the event source and the relay's --producer name.
+SERVICE_NAME = "vote"
 DEBUG = conf.env_bool("DEBUG", False)
 SECRET_KEY = conf.secret_key()
 ALLOWED_HOSTS = conf.env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
@@ -32,6 +33,13 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
+
+STRANGLER_CONSUMER = common.consumer(
+    queue="vote",
+    handlers="extracted.vote_service.votes.handlers",
+    # question.created/updated carry nothing the vote service keeps.
+    bindings=["vote.*", "choice.*", "question.deleted"],
+)
 
 STRANGLER_JWT = common.jwt_verifier()
 REST_FRAMEWORK = rest_framework_settings(

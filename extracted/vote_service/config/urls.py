@@ -8,6 +8,7 @@ from extracted.vote_service.votes.internal import vote_counts_view
 
 urlpatterns = [
     path("", include("strangler.web.urls")),
+    path("", include("strangler.consumer.urls")),
     path("api/", include("extracted.vote_service.votes.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path(

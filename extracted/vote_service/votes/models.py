@@ -2,15 +2,15 @@
 
 While the monolith owns writes a vote keeps the monolith's id (applied from events or the
 backfill); once this service owns writes it allocates ids from its own sequence, which sync
-moves past the legacy ids first.
+moves past the legacy ids first. What events deleted is kept by the consumer
+(``strangler_consumer_aggregateversion``); the view ``votes_tombstone`` shows those tombstones
+to the plan file and ``strangler sync``.
 """
 
 from __future__ import annotations
 
 from django.db import models
 from django.utils import timezone
-
-from extracted.common.projections import Tombstone as BaseTombstone
 
 
 class Vote(models.Model):
@@ -47,10 +47,3 @@ class ChoiceRef(models.Model):
 
     def __str__(self) -> str:
         return f"choice {self.pk} of question {self.question_id}"
-
-
-class Tombstone(BaseTombstone):
-    """Votes, choices and questions deleted upstream (table ``votes_tombstone``)."""
-
-    class Meta(BaseTombstone.Meta):
-        pass

@@ -1,11 +1,18 @@
-"""The only writers of votes. Each function is one transaction, so the reverse-path outbox
-can append its event right here once this service owns the writes."""
+"""The only writers of votes. Each function is one transaction and records its event in the
+service's outbox inside it (the reverse path: the monolith's consumer keeps ``polls_vote``
+current). While the monolith owns votes (mode ``reverse`` here) they raise ``WriteForbidden``:
+only the consumer writes votes then.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.db import IntegrityError, transaction
 
 from extracted.vote_service.votes.models import ChoiceRef, Vote
+from strangler.dualwrite.guard import guard_write
+from strangler.dualwrite.outbox import emit
 
 VOTE_UNIQUE_CONSTRAINT = "votes_vote_one_per_user_per_question"
 
@@ -35,13 +42,26 @@ def _violates(error: IntegrityError, constraint: str) -> bool:
     return "votes_vote.user_id, votes_vote.question_id" in str(error)
 
 
+def vote_data(vote: Vote) -> dict[str, Any]:
+    """The event payload, in the API's field names (as the monolith publishes it)."""
+    return {
+        "id": vote.pk,
+        "choice": vote.choice_id,
+        "question": vote.question_id,
+        "user": vote.user_id,
+        "created_at": vote.created_at,
+    }
+
+
 @transaction.atomic
 def vote_cast(*, user_id: int, choice_id: int) -> Vote:
     """Record the user's vote; ``AlreadyVoted`` if they voted on the question before.
 
     The unique (user, question) constraint decides, inside a savepoint, so concurrent
-    attempts cannot both succeed and the outer transaction stays usable.
+    attempts cannot both succeed and the outer transaction stays usable. The id comes from
+    this service's sequence (``strangler sync cutover-sequences`` moved it past the legacy ids).
     """
+    guard_write("vote")
     question_id = (
         ChoiceRef.objects.filter(pk=choice_id)
         .values_list("question_id", flat=True)
@@ -51,15 +71,20 @@ def vote_cast(*, user_id: int, choice_id: int) -> Vote:
         raise ChoiceNotFound(choice_id=choice_id)
     try:
         with transaction.atomic():
-            return Vote.objects.create(
+            vote = Vote.objects.create(
                 user_id=user_id, choice_id=choice_id, question_id=question_id
             )
     except IntegrityError as error:
         if _violates(error, VOTE_UNIQUE_CONSTRAINT):
             raise AlreadyVoted(user_id=user_id, question_id=question_id) from error
         raise
+    emit(entity="vote", type="vote.created", aggregate_id=vote.pk, data=vote_data(vote))
+    return vote
 
 
 @transaction.atomic
 def vote_retract(*, vote: Vote) -> None:
+    guard_write("vote")
+    data = vote_data(vote)
     vote.delete()
+    emit(entity="vote", type="vote.deleted", aggregate_id=data["id"], data=data)
