@@ -76,6 +76,7 @@ def stack(args: argparse.Namespace) -> list[Process]:
             health_url="http://127.0.0.1:8002/readyz",
             prepare=[manage("extracted/choice_service", "migrate", "--noinput")],
         ),
+        *event_processes(),
         Process(
             name="router",
             argv=[
@@ -89,6 +90,53 @@ def stack(args: argparse.Namespace) -> list[Process]:
             health_url="http://127.0.0.1:8080/_strangler/healthz",
         ),
     ]
+
+
+DEPLOYABLES = {
+    "monolith": ("monolith.config.settings", "http://127.0.0.1:8000"),
+    "vote": ("extracted.vote_service.config.settings", "http://127.0.0.1:8001"),
+    "choice": ("extracted.choice_service.config.settings", "http://127.0.0.1:8002"),
+}
+# Who receives whose events: the services follow the monolith (forward path), the monolith
+# follows the services (reverse path), the vote service keeps its choice projection.
+SUBSCRIBERS = {
+    "monolith": ["vote", "choice"],
+    "vote": ["monolith"],
+    "choice": ["monolith", "vote"],
+}
+
+
+def event_processes() -> list[Process]:
+    """A relay per producer; with RabbitMQ (AMQP_URL set) also a consumer per deployable,
+    started first so every queue is bound before anything is published. Without it, the
+    relays POST to each subscriber's /_strangler/internal/events. Every entity's dual-write
+    mode starts ``off``, so the relays idle until a plan turns the event path on."""
+    amqp = bool(os.environ.get("AMQP_URL"))
+    processes = []
+    if amqp:
+        processes += [
+            Process(
+                name=f"consume-{name}",
+                argv=[PYTHON, "-m", "strangler", "consume", "--service", name],
+                env={"DJANGO_SETTINGS_MODULE": settings},
+            )
+            for name, (settings, _) in DEPLOYABLES.items()
+        ]
+    for name, (settings, _) in DEPLOYABLES.items():
+        env = {"DJANGO_SETTINGS_MODULE": settings}
+        if not amqp:
+            env["STRANGLER_EVENT_TARGETS"] = ",".join(
+                f"{DEPLOYABLES[sub][1]}/_strangler/internal/events"
+                for sub in SUBSCRIBERS[name]
+            )
+        processes.append(
+            Process(
+                name=f"relay-{name}",
+                argv=[PYTHON, "-m", "strangler", "relay", "--producer", name],
+                env=env,
+            )
+        )
+    return processes
 
 
 def local_secret(var: Path, name: str) -> str:

@@ -9,6 +9,8 @@ from monolith.accounts import views as accounts_views
 
 urlpatterns = [
     path("", include("strangler.web.urls")),
+    # The reverse path's HTTP transport (embedded default); internal token only.
+    path("", include("strangler.consumer.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("monolith.polls.urls")),
     path("api/auth/token/", accounts_views.token, name="auth-token"),

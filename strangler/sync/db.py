@@ -88,7 +88,7 @@ class Database:
             row = self.fetchone("SELECT to_regclass(%s) IS NOT NULL", (quote(table),))
         else:
             row = self.fetchone(
-                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?",
                 (table,),
             )
         self.end_read()

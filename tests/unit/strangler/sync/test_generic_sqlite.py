@@ -159,3 +159,21 @@ def test_progress_reports_windowed_rate_and_eta():
     assert progress.rate() == 50.0
     assert progress.eta() == 10.0
     assert "500/1,000 rows (50.0%) 50 rows/s ETA 0:10" in progress.line()
+
+
+def test_tombstones_kept_in_a_view_are_found_on_sqlite(tmp_path):
+    """The services expose their tombstones as views over the consumer's version table."""
+    from strangler.sync.db import connect
+
+    path = tmp_path / "svc.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE versions (aggregate_type text, aggregate_id text, deleted int)"
+        )
+        conn.execute(
+            "CREATE VIEW votes_tombstone AS SELECT aggregate_type AS entity, aggregate_id"
+            " FROM versions WHERE deleted"
+        )
+    database = connect(f"sqlite:///{path}", readonly=True, label="target")
+    assert database.table_exists("votes_tombstone")
+    assert not database.table_exists("no_such_view")
