@@ -181,3 +181,33 @@ def test_a_batch_costs_three_statements_besides_its_handlers(applied_table):
     assert dict(AggregateVersion.objects.values_list("aggregate_id", "seq")) == {
         str(n): 10 for n in range(7)
     }
+
+
+def test_concurrent_overlapping_batches_apply_no_event_twice(applied_table):
+    events = [event(aggregate_id=str(n % 5), seq=n // 5 + 1) for n in range(100)]
+    errors: list[BaseException] = []
+
+    def apply(batch) -> None:
+        try:
+            apply_events(batch, handlers.handlers)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=apply, args=(batch,))
+        for batch in (events[:60], events[40:], events[20:80])
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    ids = [row[0] for row in handlers.applied_rows()]
+    assert len(ids) == len(set(ids)), "an event was applied twice"
+    assert {str(e.id) for e in events[80:]} <= set(ids), "the newest always apply"
+    assert InboxEvent.objects.count() == 100
+    assert dict(AggregateVersion.objects.values_list("aggregate_id", "seq")) == {
+        str(n): 20 for n in range(5)
+    }
