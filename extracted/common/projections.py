@@ -15,7 +15,6 @@ Event ``data`` is the aggregate's state in the API's shape; a malformed field ra
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from django.db import models
@@ -24,7 +23,7 @@ from django.db.models import Q
 from strangler.consumer.handlers import Handler
 from strangler.consumer.models import AggregateVersion
 from strangler.dualwrite.outbox import default_source
-from strangler.events import Event, InvalidEvent
+from strangler.events import Event
 
 Apply = Callable[[dict[str, Any], int], None]
 
@@ -59,33 +58,3 @@ def upsert_newer(
     """Insert row ``pk`` with ``values`` at ``seq``, or update it if its ``seq`` is older."""
     model.objects.bulk_create([model(pk=pk, seq=seq, **values)], ignore_conflicts=True)
     model.objects.filter(pk=pk, seq__lt=seq).update(seq=seq, **values)
-
-
-def int_field(data: dict[str, Any], name: str) -> int:
-    """``data[name]`` as an id; the API's name (``choice``) or the model's (``choice_id``)."""
-    value = data.get(name, data.get(f"{name}_id"))
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidEvent(f"data.{name}: must be an integer id, got {value!r}")
-    return value
-
-
-def text_field(data: dict[str, Any], name: str, *, max_length: int) -> str:
-    value = data.get(name)
-    if not isinstance(value, str) or len(value) > max_length:
-        raise InvalidEvent(
-            f"data.{name}: must be a string of at most {max_length} characters"
-        )
-    return value
-
-
-def timestamp_field(data: dict[str, Any], name: str) -> datetime:
-    value = data.get(name)
-    try:
-        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        raise InvalidEvent(
-            f"data.{name}: must be an ISO 8601 timestamp with a zone, got {value!r}"
-        )
-    return parsed

@@ -15,9 +15,6 @@ moved past every id applied here, so a rollback to monolith writes never reuses 
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Exists, Model
@@ -25,38 +22,10 @@ from django.db.models import Exists, Model
 from monolith.polls.models import Choice, Question, Vote
 from strangler.consumer.handlers import Handlers
 from strangler.dualwrite.outbox import default_source
-from strangler.events import Event, InvalidEvent
+from strangler.events import Event
+from strangler.events.fields import int_field, text_field, timestamp_field
 
 handlers = Handlers()
-
-
-def _id(data: dict[str, Any], name: str) -> int:
-    value = data.get(name)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidEvent(f"data.{name}: must be an integer id, got {value!r}")
-    return value
-
-
-def _text(data: dict[str, Any], name: str, *, max_length: int) -> str:
-    value = data.get(name)
-    if not isinstance(value, str) or len(value) > max_length:
-        raise InvalidEvent(
-            f"data.{name}: must be a string of at most {max_length} characters"
-        )
-    return value
-
-
-def _timestamp(data: dict[str, Any], name: str) -> datetime:
-    value = data.get(name)
-    try:
-        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        raise InvalidEvent(
-            f"data.{name}: must be an ISO 8601 timestamp with a zone, got {value!r}"
-        )
-    return parsed
 
 
 def _own(event: Event) -> bool:
@@ -91,11 +60,11 @@ def vote_created(event: Event) -> None:
         return
     data = event.data
     vote = Vote(
-        id=_id(data, "id"),
-        choice_id=_id(data, "choice"),
-        question_id=_id(data, "question"),
-        user_id=_id(data, "user"),
-        created_at=_timestamp(data, "created_at"),
+        id=int_field(data, "id"),
+        choice_id=int_field(data, "choice"),
+        question_id=int_field(data, "question"),
+        user_id=int_field(data, "user"),
+        created_at=timestamp_field(data, "created_at"),
     )
     parents_exist = (
         Choice.objects.filter(pk=vote.choice_id, question_id=vote.question_id)
@@ -125,7 +94,7 @@ def vote_created(event: Event) -> None:
 @handlers.on("vote.deleted")
 def vote_deleted(event: Event) -> None:
     if not _own(event):
-        Vote.objects.filter(pk=_id(event.data, "id")).delete()
+        Vote.objects.filter(pk=int_field(event.data, "id")).delete()
 
 
 @handlers.on("choice.created", "choice.updated")
@@ -135,9 +104,9 @@ def choice_saved(event: Event) -> None:
         return
     data = event.data
     choice = Choice(
-        id=_id(data, "id"),
-        question_id=_id(data, "question"),
-        choice_text=_text(
+        id=int_field(data, "id"),
+        question_id=int_field(data, "question"),
+        choice_text=text_field(
             data,
             "choice_text",
             max_length=Choice._meta.get_field("choice_text").max_length,
@@ -158,4 +127,4 @@ def choice_saved(event: Event) -> None:
 def choice_deleted(event: Event) -> None:
     """Delete the choice and, as the monolith's own delete does, its votes."""
     if not _own(event):
-        Choice.objects.filter(pk=_id(event.data, "id")).delete()
+        Choice.objects.filter(pk=int_field(event.data, "id")).delete()

@@ -15,8 +15,10 @@ from django.db import IntegrityError, transaction
 
 from monolith.polls.events import choice_data, publish, question_data, vote_data
 from monolith.polls.models import Choice, Question, Vote
+from strangler.dbutil import violates
 from strangler.dualwrite.guard import guard_write
 
+VOTE_SQLITE_COLUMNS = "polls_vote.user_id, polls_vote.question_id"
 VOTE_UNIQUE_CONSTRAINT = "polls_vote_one_per_user_per_question"
 QUESTION_UPDATABLE_FIELDS = frozenset({"question_text", "pub_date"})
 
@@ -36,14 +38,6 @@ class ChoiceNotFound(Exception):
     def __init__(self, *, choice_id: int) -> None:
         super().__init__(f"Choice {choice_id} does not exist.")
         self.choice_id = choice_id
-
-
-def _violates(error: IntegrityError, constraint: str) -> bool:
-    diag = getattr(error.__cause__, "diag", None)
-    if diag is not None and getattr(diag, "constraint_name", None):
-        return diag.constraint_name == constraint
-    # SQLite names the columns, not the constraint.
-    return "polls_vote.user_id, polls_vote.question_id" in str(error)
 
 
 @transaction.atomic
@@ -130,7 +124,7 @@ def vote_cast(*, user_id: int, choice_id: int) -> Vote:
                 user_id=user_id, choice_id=choice_id, question_id=question_id
             )
     except IntegrityError as error:
-        if _violates(error, VOTE_UNIQUE_CONSTRAINT):
+        if violates(error, VOTE_UNIQUE_CONSTRAINT, sqlite_columns=VOTE_SQLITE_COLUMNS):
             raise AlreadyVoted(user_id=user_id, question_id=question_id) from error
         raise
     publish("vote", "created", vote.pk, vote_data(vote))

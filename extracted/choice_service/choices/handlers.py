@@ -14,13 +14,11 @@ from extracted.choice_service.choices.models import Choice, QuestionRef
 from extracted.common.projections import (
     any_deleted,
     from_elsewhere,
-    int_field,
-    text_field,
-    timestamp_field,
     upsert_newer,
 )
 from strangler.api.fields import TEXT_MAX_LENGTH
 from strangler.consumer.handlers import Handlers
+from strangler.events.fields import int_field, text_field, timestamp_field
 
 
 def apply_question_saved(data: dict[str, Any], seq: int) -> None:

@@ -13,12 +13,11 @@ from typing import Any
 from extracted.common.projections import (
     any_deleted,
     from_elsewhere,
-    int_field,
-    timestamp_field,
     upsert_newer,
 )
 from extracted.vote_service.votes.models import ChoiceRef, Vote
 from strangler.consumer.handlers import Handlers
+from strangler.events.fields import int_field, timestamp_field
 
 
 def apply_vote_created(data: dict[str, Any], seq: int) -> None:

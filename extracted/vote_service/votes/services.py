@@ -11,9 +11,11 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from extracted.vote_service.votes.models import ChoiceRef, Vote
+from strangler.dbutil import violates
 from strangler.dualwrite.guard import guard_write
 from strangler.dualwrite.outbox import emit
 
+VOTE_SQLITE_COLUMNS = "votes_vote.user_id, votes_vote.question_id"
 VOTE_UNIQUE_CONSTRAINT = "votes_vote_one_per_user_per_question"
 
 
@@ -32,14 +34,6 @@ class ChoiceNotFound(Exception):
     def __init__(self, *, choice_id: int) -> None:
         super().__init__(f"Choice {choice_id} does not exist.")
         self.choice_id = choice_id
-
-
-def _violates(error: IntegrityError, constraint: str) -> bool:
-    diag = getattr(error.__cause__, "diag", None)
-    if diag is not None and getattr(diag, "constraint_name", None):
-        return diag.constraint_name == constraint
-    # SQLite names the columns, not the constraint.
-    return "votes_vote.user_id, votes_vote.question_id" in str(error)
 
 
 def vote_data(vote: Vote) -> dict[str, Any]:
@@ -75,7 +69,7 @@ def vote_cast(*, user_id: int, choice_id: int) -> Vote:
                 user_id=user_id, choice_id=choice_id, question_id=question_id
             )
     except IntegrityError as error:
-        if _violates(error, VOTE_UNIQUE_CONSTRAINT):
+        if violates(error, VOTE_UNIQUE_CONSTRAINT, sqlite_columns=VOTE_SQLITE_COLUMNS):
             raise AlreadyVoted(user_id=user_id, question_id=question_id) from error
         raise
     emit(entity="vote", type="vote.created", aggregate_id=vote.pk, data=vote_data(vote))
