@@ -12,7 +12,11 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from strangler.dualwrite.guard import WriteForbidden, is_applying_remote_events
+from strangler.dualwrite.guard import (
+    WriteForbidden,
+    is_applying_remote_events,
+    is_dry_run,
+)
 from strangler.dualwrite.models import AggregateSequence, Mode, OutboxEvent
 from strangler.dualwrite.modes import config, get_mode
 from strangler.events.envelope import EVENT_TYPES, Event, UnknownEventType
@@ -41,10 +45,10 @@ def emit(
 ) -> Event | None:
     """Write ``type`` for ``aggregate_id`` to the outbox in the current transaction.
 
-    Returns the event, or ``None`` when ``entity`` is ``off`` or the reverse consumer is
-    applying a remote event (which must not echo back). Raises ``TransactionRequired`` outside
-    ``transaction.atomic``, ``WriteForbidden`` when ``entity`` is in ``reverse`` mode, and
-    ``InvalidEvent`` for a bad type, id or payload.
+    Returns the event, or ``None`` when ``entity`` is ``off``, the reverse consumer is
+    applying a remote event (which must not echo back), or in a rolled-back dry run. Raises
+    ``TransactionRequired`` outside ``transaction.atomic``, ``WriteForbidden`` when ``entity``
+    is in ``reverse`` mode, and ``InvalidEvent`` for a bad type, id or payload.
     """
     connection = connections[using]
     if not connection.in_atomic_block:
@@ -55,7 +59,7 @@ def emit(
     if type not in known_types():
         raise UnknownEventType(f"type: unknown event type {type!r}")
     mode = get_mode(entity, using)
-    if is_applying_remote_events():
+    if is_applying_remote_events() or is_dry_run():
         return None
     if mode == Mode.REVERSE:
         raise WriteForbidden(

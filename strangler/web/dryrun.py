@@ -4,7 +4,9 @@ When the router shadows an unsafe method it sends ``X-Strangler-Dry-Run: 1`` wit
 ``X-Strangler-Router-Token``. If the token matches ``STRANGLER_ROUTER_TOKEN`` (settings or
 environment), the view runs inside ``transaction.atomic()`` on every database, the response
 is produced, and the transaction is rolled back, so nothing is written and no
-``on_commit`` hook (event publishing) fires. A dry-run header without a valid token is
+``on_commit`` hook (event publishing) fires. The write guard lets a dry run through even
+while the entity is in ``reverse`` mode here: the router shadows writes before the service
+owns them, to learn what it would answer. A dry-run header without a valid token is
 refused with 403 before the view runs, so a client cannot ask for it.
 """
 
@@ -17,6 +19,8 @@ from contextlib import ExitStack
 from django.conf import settings
 from django.db import connections, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from strangler.dualwrite.guard import rolled_back_dry_run
 
 DRY_RUN_HEADER = "X-Strangler-Dry-Run"
 TOKEN_HEADER = "X-Strangler-Router-Token"  # noqa: S105 - a header name
@@ -49,6 +53,7 @@ class DryRunMiddleware:
         if not given or not hmac.compare_digest(given.encode(), expected.encode()):
             return _refuse("A dry run needs the router's token.")
         with ExitStack() as stack:
+            stack.enter_context(rolled_back_dry_run())
             for alias in connections:
                 stack.enter_context(transaction.atomic(using=alias))
             response = self.get_response(request)

@@ -12,6 +12,7 @@ from strangler.dualwrite.guard import (
     WriteForbidden,
     applying_remote_events,
     guard_write,
+    rolled_back_dry_run,
 )
 from strangler.dualwrite.models import EntityMode, OutboxEvent
 from strangler.dualwrite.modes import CACHE_SECONDS, get_mode, set_mode
@@ -144,6 +145,19 @@ def test_reverse_consumer_may_write_and_does_not_echo(transactional_db):
         _, event = cast_vote_and_emit()
     assert event is None
     assert OutboxEvent.objects.count() == 0
+
+
+def test_shadowed_dry_run_may_write_in_reverse_mode_and_emits_nothing(
+    transactional_db,
+):
+    set_mode("vote", "reverse")
+    with rolled_back_dry_run(), transaction.atomic():
+        guard_write("vote")
+        _, event = cast_vote_and_emit()
+    assert event is None
+    assert OutboxEvent.objects.count() == 0
+    with pytest.raises(WriteForbidden):
+        guard_write("vote")
 
 
 def test_set_mode_rejects_unknown_entity_and_mode(transactional_db):
