@@ -1,6 +1,7 @@
-"""Scratch PostgreSQL databases for sync: a migrated monolith (h_sync_source) seeded with SQL,
-and a service database (h_sync_target) with the plan layout created by hand. Both are dropped
-at the end of the session."""
+"""Scratch PostgreSQL databases for sync: a migrated monolith (``<db>_sync_source``) seeded
+with SQL, and a service database (``<db>_sync_target``) with the plan layout created by hand,
+``<db>`` being the database ``DATABASE_URL`` names, so concurrent test runs on one server keep
+apart. Both are dropped at the end of the session."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from strangler.conf import REPO_ROOT
 
 pytestmark = pytest.mark.postgres
 
-SOURCE_DB = "h_sync_source"
-TARGET_DB = "h_sync_target"
+_BASE = urlsplit(os.environ.get("DATABASE_URL", "")).path.lstrip("/") or "strangler"
+SOURCE_DB = f"{_BASE}_sync_source"
+TARGET_DB = f"{_BASE}_sync_target"
 VOTE_PLAN = REPO_ROOT / "migrations_plan" / "vote.yaml"
 
 TARGET_DDL = """
@@ -64,9 +66,9 @@ def admin(sql: str) -> None:
 
 
 def recreate(name: str) -> None:
-    assert name.startswith("h_sync_")
-    admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    admin(f"CREATE DATABASE {name}")
+    assert name in {SOURCE_DB, TARGET_DB}, name  # only ever our own scratch databases
+    admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin(f'CREATE DATABASE "{name}"')
 
 
 def run_sql(url: str, sql: str, params: tuple = ()) -> list[tuple]:
@@ -128,7 +130,7 @@ def source_url() -> Iterator[str]:
         cwd=REPO_ROOT,
     )
     yield url
-    admin(f"DROP DATABASE IF EXISTS {SOURCE_DB} WITH (FORCE)")
+    admin(f'DROP DATABASE IF EXISTS "{SOURCE_DB}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -137,14 +139,14 @@ def target_url() -> Iterator[str]:
     url = server_url(TARGET_DB)
     run_sql(url, TARGET_DDL)
     yield url
-    admin(f"DROP DATABASE IF EXISTS {TARGET_DB} WITH (FORCE)")
+    admin(f'DROP DATABASE IF EXISTS "{TARGET_DB}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _drop_target_at_end() -> Iterator[None]:
     yield
     with contextlib.suppress(psycopg2.OperationalError):
-        admin(f"DROP DATABASE IF EXISTS {TARGET_DB} WITH (FORCE)")
+        admin(f'DROP DATABASE IF EXISTS "{TARGET_DB}" WITH (FORCE)')
 
 
 # Not ``-m strangler.cli``: that would load the module twice (as __main__), and a verb's
