@@ -1,5 +1,6 @@
-"""The RabbitMQ consumer loop: batches deliveries, applies them in one transaction, acks after
-commit, and sends poison messages to the dead-letter queue with the reason in headers.
+"""The RabbitMQ consumer loop: batches deliveries, applies each batch in one transaction on an
+applier thread while the next one is received, acks after commit, and sends poison messages to
+the dead-letter queue with the reason in headers.
 
 Topology per consumer: durable queue ``QUEUE`` bound to ``strangler.events`` with the
 handlers' patterns, and durable ``QUEUE.dlq``. A failing event is republished to ``QUEUE`` with
@@ -98,6 +99,7 @@ class AmqpConsumer:
         )
         self._buffer: list[Delivery] = []
         self._pending: Pending | None = None
+        self._applier: ThreadPoolExecutor | None = None
         self._connection: pika.BlockingConnection | None = None
         self._channel = None
         self._publisher = None
