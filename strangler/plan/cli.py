@@ -300,7 +300,8 @@ def render(verb: str, data: dict[str, Any]) -> str:
             head += " (finishing an interrupted transition)"
         lines.append(head)
         lines.extend(_gate_line(g) for g in step.get("gates", []))
-        verb_text = "would" if data.get("dry_run") else "did"
+        refused = any(not g["passed"] for g in step.get("gates", []))
+        verb_text = "would" if data.get("dry_run") or refused else "did"
         lines.extend(f"  {verb_text}: {c}" for c in step.get("changes", []))
     if data.get("failing"):
         lines.append(
