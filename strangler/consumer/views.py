@@ -20,7 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from strangler.consumer.apply import apply_events
-from strangler.consumer.handlers import load_handlers
+from strangler.consumer.handlers import consumer_settings, load_handlers
 from strangler.consumer.models import DeadLetter
 from strangler.events.envelope import Event, InvalidEvent
 from strangler.events.http import internal_token
@@ -47,7 +47,9 @@ def receive_events(request: HttpRequest) -> JsonResponse:
     except (ValueError, KeyError, TypeError) as exc:
         return _error(400, "invalid_batch", f"expected {{'events': [...]}}: {exc}")
     handlers = load_handlers()
-    bindings = handlers.bindings()
+    # The same subscription as this consumer's RabbitMQ queue: configured bindings when
+    # set (e.g. only question.deleted of the question events), else every handled entity.
+    bindings = consumer_settings().get("BINDINGS") or handlers.bindings()
     counts = {
         "applied": 0,
         "duplicate": 0,
