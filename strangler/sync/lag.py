@@ -44,7 +44,8 @@ def outbox_lag_seconds(db: Database, table: str = OUTBOX_TABLE) -> float | None:
     if found is None:
         return None
     created, published = found
-    now = "now()" if db.is_pg else "CURRENT_TIMESTAMP"
+    # SQLite's CURRENT_TIMESTAMP has whole seconds; 'now' keeps the milliseconds.
+    now = "now()" if db.is_pg else "'now'"
     if db.is_pg:
         sql = (
             f"SELECT coalesce(extract(epoch FROM {now} - min({quote(created)})), 0)"
