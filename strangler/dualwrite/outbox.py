@@ -22,6 +22,16 @@ from strangler.dualwrite.modes import config, get_mode
 from strangler.events.envelope import EVENT_TYPES, Event, UnknownEventType
 
 
+class EventJSONEncoder(DjangoJSONEncoder):
+    """DjangoJSONEncoder without its cut of datetimes to milliseconds: a row a consumer
+    writes from an event must equal the source row (``strangler sync verify`` compares)."""
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, datetime):
+            return o.isoformat()
+        return super().default(o)
+
+
 class TransactionRequired(RuntimeError):
     """``emit`` was called outside ``transaction.atomic``: the event could outlive a rollback."""
 
@@ -75,7 +85,7 @@ def emit(
         aggregate_id=str(aggregate_id),
         seq=1,
         occurred_at=datetime.now(UTC),
-        data=json.loads(json.dumps(data, cls=DjangoJSONEncoder)),
+        data=json.loads(json.dumps(data, cls=EventJSONEncoder)),
     )
     seq = _insert(event, using)
     return Event(
