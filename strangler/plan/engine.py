@@ -41,6 +41,10 @@ from strangler.plans import Plan
 from strangler.sync.db import SyncError
 
 PAUSE_ENV = "STRANGLER_PLAN_PAUSE_AFTER_ACTION"
+# Running processes cache modes for up to one second (strangler.dualwrite.modes); a
+# transition that changed a mode returns only after every cache has expired, so that what
+# the operator runs next (a backfill after ``dual-write``) never races an old mode.
+MODES_SETTLE_SECONDS = 1.2
 
 
 class Exit:
@@ -72,6 +76,11 @@ def default_actor() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return f"uid:{os.getuid()}"
+
+
+def _changed_modes(action: Action) -> bool:
+    result = action.result if action.kind == "modes" else None
+    return isinstance(result, dict) and result.get("before") != result.get("after")
 
 
 class Engine:
@@ -343,6 +352,8 @@ class Engine:
                     flush=True,
                 )
                 time.sleep(3600)
+        if any(_changed_modes(a) for a in transition.actions):
+            time.sleep(MODES_SETTLE_SECONDS)
         state.stage = transition.to_stage
         state.pending = None
         self.store.save(state)
