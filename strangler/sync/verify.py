@@ -422,5 +422,6 @@ def _outbox_drained_past(source: Database, started: datetime) -> bool | None:
         return None
     if pending is None:
         return True
-    assert isinstance(pending, datetime)
+    # SQLite hands back the column's text ('2026-01-01 12:00:00.123456', UTC).
+    pending = state.parse_ts(pending)
     return (pending if pending.tzinfo else pending.replace(tzinfo=UTC)) > started

@@ -177,3 +177,28 @@ def test_tombstones_kept_in_a_view_are_found_on_sqlite(tmp_path):
     database = connect(f"sqlite:///{path}", readonly=True, label="target")
     assert database.table_exists("votes_tombstone")
     assert not database.table_exists("no_such_view")
+
+
+def test_verify_recheck_reads_the_sqlite_outbox_timestamps(tmp_path):
+    from datetime import UTC, datetime
+
+    from strangler.sync.verify import _outbox_drained_past
+
+    path = tmp_path / "monolith.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE strangler_dualwrite_outboxevent (id integer PRIMARY KEY,"
+            " created_at datetime, sent_at datetime)"
+        )
+        conn.execute(
+            "INSERT INTO strangler_dualwrite_outboxevent (created_at)"
+            " VALUES ('2026-11-28 01:00:00.500000')"
+        )
+    source = connect(f"sqlite:///{path}", readonly=True, label="source")
+    try:
+        assert _outbox_drained_past(source, datetime(2026, 11, 28, 1, 0, tzinfo=UTC))
+        assert not _outbox_drained_past(
+            source, datetime(2026, 11, 28, 1, 0, 1, tzinfo=UTC)
+        )
+    finally:
+        source.close()
