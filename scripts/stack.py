@@ -2,17 +2,24 @@
 """The local stack: prepare every deployable, start its processes, supervise them.
 
 ``up`` migrates each database, seeds the monolith when it is empty, starts the processes in
-order, waits until each answers its health check, prints where everything is, and stops them
-all on Ctrl-C or SIGTERM. A process that dies stops the stack with its exit status.
+order, waits until each answers its health check, runs the migration demo (``scripts/demo.py``;
+``--no-demo`` skips it), prints where everything is, and stops them all on Ctrl-C or SIGTERM.
+A process that dies stops the stack with its exit status.
+
+Ports: monolith ``--port-base`` (default 8000, or ``$STRANGLER_PORT_BASE``), vote +1, choice
++2, router +80. ``--reset`` deletes the stack's state under ``$STRANGLER_VAR_DIR`` (databases,
+plan state, router store) first, so the demo starts again from the ``monolith`` stage.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -45,7 +52,22 @@ def manage(project: str, *args: str) -> list[str]:
     return [PYTHON, str(ROOT / project / "manage.py"), *args]
 
 
-def stack(args: argparse.Namespace) -> list[Process]:
+@dataclass(frozen=True)
+class Ports:
+    monolith: int
+    vote: int
+    choice: int
+    router: int
+
+    @classmethod
+    def from_base(cls, base: int) -> Ports:
+        return cls(monolith=base, vote=base + 1, choice=base + 2, router=base + 80)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{getattr(self, name)}"
+
+
+def stack(args: argparse.Namespace, ports: Ports, router_config: Path) -> list[Process]:
     seed = [
         "seed_polls", "--if-empty", "--users", str(args.users), "--questions",
         str(args.questions), "--choices-per-question", "4", "--votes", str(args.votes),
@@ -54,9 +76,15 @@ def stack(args: argparse.Namespace) -> list[Process]:
     return [
         Process(
             name="monolith",
-            argv=gunicorn("monolith.config", 8000),
-            env={"DJANGO_SETTINGS_MODULE": "monolith.config.settings"},
-            health_url="http://127.0.0.1:8000/readyz",
+            argv=gunicorn("monolith.config", ports.monolith),
+            env={
+                "DJANGO_SETTINGS_MODULE": "monolith.config.settings",
+                "VOTE_SERVICE_URL": os.environ.get("VOTE_SERVICE_URL")
+                or ports.url("vote"),
+                "CHOICE_SERVICE_URL": os.environ.get("CHOICE_SERVICE_URL")
+                or ports.url("choice"),
+            },
+            health_url=f"{ports.url('monolith')}/readyz",
             prepare=[
                 manage("monolith", "migrate", "--noinput"),
                 manage("monolith", *seed),
@@ -64,38 +92,47 @@ def stack(args: argparse.Namespace) -> list[Process]:
         ),
         Process(
             name="vote",
-            argv=gunicorn("extracted.vote_service.config", 8001),
+            argv=gunicorn("extracted.vote_service.config", ports.vote),
             env={"DJANGO_SETTINGS_MODULE": "extracted.vote_service.config.settings"},
-            health_url="http://127.0.0.1:8001/readyz",
+            health_url=f"{ports.url('vote')}/readyz",
             prepare=[manage("extracted/vote_service", "migrate", "--noinput")],
         ),
         Process(
             name="choice",
-            argv=gunicorn("extracted.choice_service.config", 8002),
+            argv=gunicorn("extracted.choice_service.config", ports.choice),
             env={"DJANGO_SETTINGS_MODULE": "extracted.choice_service.config.settings"},
-            health_url="http://127.0.0.1:8002/readyz",
+            health_url=f"{ports.url('choice')}/readyz",
             prepare=[manage("extracted/choice_service", "migrate", "--noinput")],
         ),
-        *event_processes(),
+        *event_processes(ports),
         Process(
             name="router",
-            argv=[
-                PYTHON,
-                "-m",
-                "router",
-                "--bootstrap",
-                str(ROOT / "router/config.example.yaml"),
-            ],
-            env={"ROUTER_HOST": "127.0.0.1", "ROUTER_PORT": "8080"},
-            health_url="http://127.0.0.1:8080/_strangler/healthz",
+            argv=[PYTHON, "-m", "router", "--bootstrap", str(router_config)],
+            env={"ROUTER_HOST": "127.0.0.1", "ROUTER_PORT": str(ports.router)},
+            health_url=f"{ports.url('router')}/_strangler/healthz",
         ),
     ]
 
 
+def router_bootstrap(var: Path, ports: Ports) -> Path:
+    """The example router config, with the backends on this stack's ports. Used only when
+    the router's store is still empty (its first start on this var/)."""
+    example = ROOT / "router/config.example.yaml"
+    if ports == Ports.from_base(8000):
+        return example
+    text = example.read_text()
+    for name in ("monolith", "vote", "choice"):
+        default = Ports.from_base(8000).url(name)
+        text = text.replace(f"url: {default}", f"url: {ports.url(name)}")
+    path = var / "router-bootstrap.yaml"
+    path.write_text(text)
+    return path
+
+
 DEPLOYABLES = {
-    "monolith": ("monolith.config.settings", "http://127.0.0.1:8000"),
-    "vote": ("extracted.vote_service.config.settings", "http://127.0.0.1:8001"),
-    "choice": ("extracted.choice_service.config.settings", "http://127.0.0.1:8002"),
+    "monolith": "monolith.config.settings",
+    "vote": "extracted.vote_service.config.settings",
+    "choice": "extracted.choice_service.config.settings",
 }
 # Who receives whose events: the services follow the monolith (forward path), the monolith
 # follows the services (reverse path), the vote service keeps its choice projection.
@@ -106,7 +143,7 @@ SUBSCRIBERS = {
 }
 
 
-def event_processes() -> list[Process]:
+def event_processes(ports: Ports) -> list[Process]:
     """A relay per producer; with RabbitMQ (AMQP_URL set) also a consumer per deployable,
     started first so every queue is bound before anything is published. Without it, the
     relays POST to each subscriber's /_strangler/internal/events. Every entity's dual-write
@@ -120,13 +157,13 @@ def event_processes() -> list[Process]:
                 argv=[PYTHON, "-m", "strangler", "consume", "--service", name],
                 env={"DJANGO_SETTINGS_MODULE": settings},
             )
-            for name, (settings, _) in DEPLOYABLES.items()
+            for name, settings in DEPLOYABLES.items()
         ]
-    for name, (settings, _) in DEPLOYABLES.items():
+    for name, settings in DEPLOYABLES.items():
         env = {"DJANGO_SETTINGS_MODULE": settings}
         if not amqp:
             env["STRANGLER_EVENT_TARGETS"] = ",".join(
-                f"{DEPLOYABLES[sub][1]}/_strangler/internal/events"
+                f"{ports.url(sub)}/_strangler/internal/events"
                 for sub in SUBSCRIBERS[name]
             )
         processes.append(
@@ -150,6 +187,20 @@ def local_secret(var: Path, name: str) -> str:
     return path.read_text().strip()
 
 
+def ports_free(ports: Ports) -> None:
+    """Refuse to start when a port is taken: a health check would reach the other process."""
+    for name in ("monolith", "vote", "choice", "router"):
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", getattr(ports, name)))
+            except OSError:
+                raise SystemExit(
+                    f"stack: port {getattr(ports, name)} ({name}) is in use; is another "
+                    "stack running? Stop it, or pick other ports with --port-base"
+                ) from None
+
+
 def wait_healthy(proc: subprocess.Popen, url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -167,8 +218,77 @@ def wait_healthy(proc: subprocess.Popen, url: str, timeout: float = 60) -> None:
     raise SystemExit(f"stack: {url} did not answer within {timeout:.0f} s")
 
 
+# What ``--reset`` removes: everything the stack and the demo keep, not the dev keys/secrets.
+STATE = ("*.sqlite3", "*.sqlite3-wal", "*.sqlite3-shm", "plan", "router", "prometheus",
+         "demo", "logs", "router-bootstrap.yaml")  # fmt: skip
+
+
+def reset(var: Path) -> None:
+    for pattern in STATE:
+        for path in var.glob(pattern):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    print(f"stack: --reset: removed the stack's state under {var}", file=sys.stderr)
+
+
+def demo_skip_reason(var: Path) -> str | None:
+    """Why the demo must not run on this var/, or None when the vote plan is untouched."""
+    if os.environ.get("DATABASE_URL") or os.environ.get("AMQP_URL"):
+        return (
+            "the demo runs on the embedded default only (DATABASE_URL/AMQP_URL is set)"
+        )
+    state = var / "plan" / "vote.json"
+    if not state.exists():
+        return None
+    data = json.loads(state.read_text())
+    if data.get("stage") == "monolith" and not data.get("pending"):
+        return None
+    where = f"at `{data.get('stage')}`" + (
+        " with an incomplete transition" if data.get("pending") else ""
+    )
+    return (
+        f"{var} already holds a demo's state: the vote plan is {where}. "
+        "To watch the demo again from the start: ./scripts/run --reset "
+        "(or stop the stack and rm -rf var/)"
+    )
+
+
+def ready_text(var: Path, ports: Ports, args: argparse.Namespace) -> str:
+    router = ports.url("router")
+    env = var / "demo" / "env.sh"
+    lines = [
+        "",
+        "stack: ready.",
+        f"  public entry   {router}/api/questions/  (the router)",
+        f"  monolith       {ports.url('monolith')}   vote :{ports.vote}   "
+        f"choice :{ports.choice}",
+        f"  router status  {router}/_strangler/  (operator token in "
+        f"{var / 'strangler_operator_token'})",
+        f"  get a token    curl -X POST -H 'Content-Type: application/json' "
+        f'-d \'{{"username": "user0001", "password": "{args.password}"}}\' '
+        f"{router}/api/auth/token/",
+    ]
+    if env.exists():
+        lines += [
+            "  try next       (in another shell, from the repository)",
+            f"    source {env}",
+            f"    curl -si '{router}/api/votes/?question=1' | grep -i x-strangler-route",
+            "    strangler route list",
+            "    strangler plan history vote",
+            "    strangler plan rollback vote --dry-run    # then without --dry-run",
+        ]
+    lines.append("  Ctrl-C stops everything.")
+    return "\n".join(lines)
+
+
 def up(args: argparse.Namespace) -> int:
     var = Path(os.environ.get("STRANGLER_VAR_DIR", ROOT / "var"))
+    ports = Ports.from_base(args.port_base)
+    ports_free(ports)
+    if args.reset:
+        reset(var)
     var.mkdir(parents=True, exist_ok=True)
     shared_env = {
         "STRANGLER_VAR_DIR": str(var),
@@ -179,6 +299,7 @@ def up(args: argparse.Namespace) -> int:
         "STRANGLER_OPERATOR_TOKEN": local_secret(var, "STRANGLER_OPERATOR_TOKEN"),
     }
     running: list[tuple[Process, subprocess.Popen]] = []
+    demo: subprocess.Popen | None = None
     stopping = False
 
     def stop(*_: object) -> None:
@@ -187,33 +308,44 @@ def up(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    skip = "--no-demo" if args.no_demo else demo_skip_reason(var)
+    # With the demo on screen, the processes' access logs go to files instead.
+    logs = var / "logs" if skip is None else None
+    if logs:
+        logs.mkdir(exist_ok=True)
+        print(f"stack: process logs go to {logs}/", file=sys.stderr)
     try:
-        for spec in stack(args):
+        for spec in stack(args, ports, router_bootstrap(var, ports)):
             env = {**os.environ, **shared_env, **spec.env}
             metrics_dir = var / "prometheus" / spec.name
             shutil.rmtree(metrics_dir, ignore_errors=True)
             metrics_dir.mkdir(parents=True)
             env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+            out = open(logs / f"{spec.name}.log", "ab") if logs else None  # noqa: SIM115
             for command in spec.prepare:
                 print(f"stack: {spec.name}: {' '.join(command[1:])}", file=sys.stderr)
-                subprocess.run(command, env=env, check=True, cwd=ROOT)
-            proc = subprocess.Popen(spec.argv, env=env, cwd=ROOT)
+                subprocess.run(
+                    command, env=env, check=True, cwd=ROOT, stdout=out, stderr=out
+                )
+            proc = subprocess.Popen(
+                spec.argv, env=env, cwd=ROOT, stdout=out, stderr=out
+            )
             running.append((spec, proc))
             if spec.health_url:
                 wait_healthy(proc, spec.health_url)
             print(f"stack: {spec.name} is up (pid {proc.pid})", file=sys.stderr)
-        print(
-            "\nstack: ready.\n"
-            "  public entry   http://127.0.0.1:8080/api/questions/  (the router)\n"
-            "  monolith       http://127.0.0.1:8000   vote :8001   choice :8002\n"
-            f"  router status  http://127.0.0.1:8080/_strangler/  (operator token in "
-            f"{var / 'strangler_operator_token'})\n"
-            f"  get a token    curl -X POST -H 'Content-Type: application/json' "
-            f'-d \'{{"username": "user0001", "password": "{args.password}"}}\' '
-            "http://127.0.0.1:8080/api/auth/token/\n"
-            "  Ctrl-C stops everything.",
-            file=sys.stderr,
-        )
+        if skip is None:
+            demo = subprocess.Popen(
+                [PYTHON, str(ROOT / "scripts/demo.py"), *demo_args(args, ports)],
+                env={**os.environ, **shared_env},
+                cwd=ROOT,
+            )
+        else:
+            if skip != "--no-demo":
+                print(f"stack: skipping the migration demo: {skip}", file=sys.stderr)
+            if args.exit_after_demo:
+                return 0
+            print(ready_text(var, ports, args), file=sys.stderr)
         while not stopping:
             for spec, proc in running:
                 if proc.poll() is not None:
@@ -222,9 +354,19 @@ def up(args: argparse.Namespace) -> int:
                         file=sys.stderr,
                     )
                     return proc.returncode or 1
+            if demo is not None and demo.poll() is not None:
+                code, demo = demo.returncode, None
+                if code:
+                    print(f"stack: the demo failed (exit {code})", file=sys.stderr)
+                if args.exit_after_demo or code:
+                    return code
+                print(ready_text(var, ports, args), file=sys.stderr)
             time.sleep(0.5)
         return 0
     finally:
+        if demo is not None and demo.poll() is None:
+            demo.terminate()
+            demo.wait(timeout=30)
         for _, proc in reversed(running):
             if proc.poll() is None:
                 proc.terminate()
@@ -235,14 +377,48 @@ def up(args: argparse.Namespace) -> int:
                 proc.kill()
 
 
+def demo_args(args: argparse.Namespace, ports: Ports) -> list[str]:
+    out = ["--router", ports.url("router"), "--password", args.password,
+           "--users", str(min(args.users, 50))]  # fmt: skip
+    if args.fast:
+        out.append("--fast")
+    if args.stop_at:
+        out += ["--stop-at", args.stop_at]
+    return out
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     up_parser = sub.add_parser("up", help="prepare and run the whole local stack")
     up_parser.add_argument("--users", type=int, default=50)
     up_parser.add_argument("--questions", type=int, default=20)
     up_parser.add_argument("--votes", type=int, default=500)
     up_parser.add_argument("--password", default="demo-password")
+    up_parser.add_argument(
+        "--port-base",
+        type=int,
+        default=int(os.environ.get("STRANGLER_PORT_BASE", "8000")),
+        help="monolith port; vote +1, choice +2, router +80 (default 8000)",
+    )
+    up_parser.add_argument(
+        "--reset",
+        action="store_true",
+        help="delete the stack's databases, plan state and routes under var/ first",
+    )
+    demo = up_parser.add_argument_group("the migration demo (scripts/demo.py)")
+    demo.add_argument(
+        "--no-demo", action="store_true", help="only start the stack; run no demo"
+    )
+    demo.add_argument("--fast", action="store_true", help="demo with less traffic")
+    demo.add_argument("--stop-at", metavar="STAGE", help="demo stops at this stage")
+    demo.add_argument(
+        "--exit-after-demo",
+        action="store_true",
+        help="stop the stack when the demo ends, with its exit code (tests, CI)",
+    )
     args = parser.parse_args()
     return up(args)
 
