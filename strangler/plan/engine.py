@@ -19,13 +19,20 @@ from typing import Any
 import psycopg2
 
 from strangler.plan import actions
-from strangler.plan.gates import GateContext, GateResult, evaluate
+from strangler.plan.gates import (
+    GateContext,
+    GateResult,
+    NoData,
+    evaluate,
+    newest_verifies,
+)
 from strangler.plan.resources import Resources, Unavailable
 from strangler.plan.stages import (
     DEFAULT_SEQUENCES_GAP,
     MONOLITH_BACKEND,
     desired,
     gate_value,
+    is_reference,
     owned_tables,
     stage_names,
 )
@@ -287,6 +294,49 @@ class Engine:
             )
         ]
 
+    def _legacy_still_current(
+        self, effective_from: str, pending: Any, *, fresh_verify: bool
+    ) -> list[GateResult]:
+        """Leaving a completed ``owned``: there the service no longer publishes to the
+        monolith and the legacy tables are frozen, so a write made since exists only in the
+        service. Going back is safe only while a verify finds the legacy tables still equal
+        to the service's; otherwise the rollback is refused with the differences counted."""
+        if pending is not None or effective_from != "owned":
+            return []
+        ctx = GateContext(
+            plan=self.plan,
+            stage="owned",
+            # age 0: always a fresh verify on a real rollback; a dry run reports the last one
+            thresholds={"verify_max_differences": 0, "verify_max_age_seconds": 0},
+            resources=self.resources,
+            fresh_verify=fresh_verify,
+            service_backend=self.service_backend,
+        )
+        name = "legacy_equals_service"
+        try:
+            verifies = newest_verifies(ctx)  # one per plan table, in plan order
+        except (NoData, Unavailable, SyncError, psycopg2.Error) as exc:
+            return [GateResult(name, None, 0, False, f"no data: {exc}")]
+        # Reference copies flow from the monolith to the service, never back: only the
+        # tables the service took over can hold writes the legacy side lacks.
+        owned = [
+            v
+            for table, v in zip(self.plan.tables, verifies, strict=True)
+            if not is_reference(table)
+        ]
+        if any(v is None for v in owned):
+            return [GateResult(name, None, 0, False, "no data: no verify has run")]
+        differences = sum(v["differences"] for v in owned)
+        passed = differences == 0
+        detail = (
+            "the legacy tables still equal the service's"
+            if passed
+            else f"{differences} difference(s) in the tables the service owns: rows "
+            "written while owned exist only in the service; rolling back would lose "
+            f"them (see `strangler sync verify {self.plan.service} --report FILE`)"
+        )
+        return [GateResult(name, differences, 0, passed, detail)]
+
     def _history(
         self,
         transition: Transition,
@@ -534,8 +584,12 @@ class Engine:
         planned = self._actions(
             "rollback", effective_from, to_stage, who=actor, why=reason
         )
-        gates = self._preflight(planned) + self._reverse_drained(
-            effective_from, to_stage
+        gates = (
+            self._preflight(planned)
+            + self._reverse_drained(effective_from, to_stage)
+            + self._legacy_still_current(
+                effective_from, pending, fresh_verify=not dry_run
+            )
         )
         failing = [g for g in gates if not g.passed]
         transition = Transition(

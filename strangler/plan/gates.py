@@ -102,7 +102,7 @@ def backfill_complete(ctx: GateContext) -> GateResult:
     )
 
 
-def _verifies(ctx: GateContext) -> list[dict[str, Any]]:
+def newest_verifies(ctx: GateContext) -> list[dict[str, Any]]:
     """The newest verify per table, after running a fresh one if the gate needs it."""
     if "verifies" in ctx.cache:
         return ctx.cache["verifies"]
@@ -133,7 +133,7 @@ def _verifies(ctx: GateContext) -> list[dict[str, Any]]:
 
 def verify_differences(ctx: GateContext) -> GateResult:
     limit = ctx.thresholds["verify_max_differences"]
-    verifies = _verifies(ctx)
+    verifies = newest_verifies(ctx)
     if any(v is None for v in verifies):
         raise NoData(
             "verify has never run for every table; run `strangler sync verify`"
@@ -151,7 +151,7 @@ def verify_differences(ctx: GateContext) -> GateResult:
 
 def verify_age(ctx: GateContext) -> GateResult:
     limit = ctx.thresholds["verify_max_age_seconds"]
-    verifies = _verifies(ctx)
+    verifies = newest_verifies(ctx)
     if any(v is None for v in verifies):
         raise NoData(
             "verify has never run for every table; run `strangler sync verify`"

@@ -200,6 +200,22 @@ def test_billing_plan_goes_through_every_stage_and_back(env, metrics_server):
         result.returncode == 2 and "already at the last stage 'owned'" in result.stderr
     )
 
+    # A write made while owned exists only in the service: going back would lose it.
+    written_while_owned = run_sql(
+        svc,
+        "INSERT INTO billing_invoice (customer_id, amount_cents, issued_at)"
+        " VALUES (1, 7, now()) RETURNING id",
+    )[0][0]
+    before = (version(env), snapshot(env))
+    code, out = plan("rollback", "billing")
+    assert code == 1, out
+    (current,) = out["failing"]
+    assert current["name"] == "legacy_equals_service" and current["value"] >= 1
+    assert "exist only in the service" in current["detail"]
+    assert (version(env), snapshot(env)) == before
+    assert plan("status", "billing")[1]["stage"] == "owned"
+    run_sql(svc, "DELETE FROM billing_invoice WHERE id = %s", (written_while_owned,))
+
     # back down, one stage at a time: each stage's modes, routes and freezing come back
     code, out = plan("rollback", "billing", "--reason", "test")
     assert code == 0, out
@@ -243,6 +259,7 @@ def test_billing_plan_goes_through_every_stage_and_back(env, metrics_server):
     outcomes = [(h["kind"], h["to"], h["outcome"]) for h in history]
     assert outcomes.count(("advance", "shadow", "refused")) == 1
     assert ("rollback", "reads", "refused") in outcomes
+    assert ("rollback", "writes", "refused") in outcomes
     completed = [(k, t) for k, t, o in outcomes if o == "completed"]
     assert completed == [
         ("advance", "dual-write"),
