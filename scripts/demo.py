@@ -145,6 +145,7 @@ class Demo:
             if k not in {"DATABASE_URL", "AMQP_URL", "STRANGLER_CONTROL_DATABASE_URL"}
         }
         env.update(self.exports())
+        env["STRANGLER_ACTOR"] = "demo"  # the plan history says who moved it
         return env
 
     def exports(self) -> dict[str, str]:
