@@ -449,6 +449,8 @@ class Router:
                         },
                         primary_body=b"".join(captured.parts),
                         primary_backend=served_by,
+                        primary_pool=state.pools[served_by],
+                        recheck_seconds=settings.shadow_recheck_seconds,
                     )
                 )
 

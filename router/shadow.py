@@ -6,6 +6,13 @@ from a bounded queue, compare both answers with ``strangler.compare`` and append
 Nothing here is on the client's path: a full queue drops the job (and counts it). Unsafe
 methods go out only as a dry run (``X-Strangler-Dry-Run: 1`` plus the router's token), which
 the service executes in a transaction it rolls back.
+
+A safe request whose answers differ is not counted yet: writes reach a service through the
+outbox and the consumer some time after the monolith answered, so a read racing one compares
+fresh data with stale. After ``shadow_recheck_seconds`` the request goes again to both
+backends; if those answers match the pair *converged* (a match that lagged), otherwise it
+is a mismatch. A recheck that cannot run (bound reached, a backend failing, shutdown)
+leaves the first mismatch standing, counted as ``unconfirmed`` too.
 """
 
 from __future__ import annotations
@@ -13,14 +20,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from router.metrics import SHADOW
 from router.upstream import Pool, UpstreamError
 from strangler.compare import Comparison, Exchange, compare
-from strangler.parity.records import ShadowRecord
+from strangler.parity.records import ShadowPair, ShadowRecord
 from strangler.routing.schema import SAFE_METHODS
 
 log = logging.getLogger("router.shadow")
@@ -42,27 +49,41 @@ class ShadowJob:
     primary_headers: dict[str, str]
     primary_body: bytes
     primary_backend: str = ""
+    primary_pool: Pool | None = None
+    recheck_seconds: float = 0.0
+    first: ShadowPair | None = None  # set on the recheck of a pair that differed
+
+
+# Each request ends as one of the first six; "unconfirmed" also marks a mismatch whose
+# recheck could not run.
+RESULTS = (
+    "match",
+    "converged",
+    "mismatch",
+    "error",
+    "dropped",
+    "skipped",
+    "unconfirmed",
+)
 
 
 class ShadowCounts:
-    """Per-route match/mismatch/error/dropped counts for the status page."""
+    """Per-route counts by result for the status page; converged counts as a match."""
 
     def __init__(self) -> None:
         self.by_route: dict[str, dict[str, int]] = {}
 
     def add(self, route: str, backend: str, result: str) -> None:
         SHADOW.labels(route, backend, result).inc()
-        counts = self.by_route.setdefault(
-            route,
-            {"match": 0, "mismatch": 0, "error": 0, "dropped": 0, "skipped": 0},
-        )
+        counts = self.by_route.setdefault(route, dict.fromkeys(RESULTS, 0))
         counts[result] += 1
 
     def summary(self) -> dict[str, Any]:
         out = {}
         for route, counts in self.by_route.items():
-            compared = counts["match"] + counts["mismatch"]
-            rate = counts["match"] / compared if compared else None
+            matched = counts["match"] + counts["converged"]
+            compared = matched + counts["mismatch"]
+            rate = matched / compared if compared else None
             out[route] = {**counts, "parity": rate}
         return out
 
@@ -85,6 +106,9 @@ class Shadower:
         self.counts = ShadowCounts()
         self._tasks: list[asyncio.Task] = []
         self._rules: dict[str, Any] = {}
+        # Rechecks waiting for their time, bounded like the queue.
+        self._waiting: dict[int, tuple[asyncio.TimerHandle, ShadowJob]] = {}
+        self._next_wait = 0
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
@@ -93,6 +117,10 @@ class Shadower:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for handle, job in self._waiting.values():
+            handle.cancel()
+            self._unconfirmed(job)
+        self._waiting.clear()
 
     def offer(self, job: ShadowJob) -> None:
         try:
@@ -131,6 +159,9 @@ class Shadower:
                 self.queue.task_done()
 
     async def _run(self, job: ShadowJob) -> None:
+        if job.first is not None:
+            await self._recheck(job)
+            return
         headers = job.headers
         safe = job.method in SAFE_METHODS
         if not safe:
@@ -139,22 +170,7 @@ class Shadower:
                 return
             headers += f"{DRY_RUN_HEADER}: 1\r\n{TOKEN_HEADER}: {self.router_token}\r\n".encode()
         try:
-            resp = await job.pool.exchange(
-                job.method.encode(),
-                job.target,
-                headers,
-                job.body or None,
-                retry_stale=safe,
-            )
-            try:
-                body = await resp.read_all()
-            finally:
-                resp.release()
-            candidate = Exchange(
-                resp.status,
-                {k.decode("latin-1"): v.decode("latin-1") for k, v in resp.raw_headers},
-                body,
-            )
+            candidate = await _fetch(job.pool, job, headers, retry_stale=safe)
         except UpstreamError as exc:
             self.counts.add(job.route, job.backend, "error")
             log.warning(
@@ -164,17 +180,84 @@ class Shadower:
             )
             return
         primary = Exchange(job.primary_status, job.primary_headers, job.primary_body)
-        result = compare(
+        result = self._compare(job, primary, candidate)
+        if (
+            not result.matched
+            and safe
+            and job.recheck_seconds > 0
+            and job.primary_pool is not None
+        ):
+            self._schedule(job, ShadowPair(primary, candidate, result))
+            return
+        self.counts.add(
+            job.route, job.backend, "match" if result.matched else "mismatch"
+        )
+        self._record(job, primary, candidate, result)
+
+    def _compare(
+        self, job: ShadowJob, primary: Exchange, candidate: Exchange
+    ) -> Comparison:
+        return compare(
             primary,
             candidate,
             method=job.method,
             path=job.target.decode("latin-1"),
             rules=self._rules_for(job.backend),
         )
+
+    def _schedule(self, job: ShadowJob, first: ShadowPair) -> None:
+        job = replace(job, first=first)
+        if len(self._waiting) >= self.queue.maxsize:
+            self._unconfirmed(job)
+            return
+        key = self._next_wait
+        self._next_wait += 1
+        handle = asyncio.get_running_loop().call_later(
+            job.recheck_seconds, self._due, key
+        )
+        self._waiting[key] = (handle, job)
+
+    def _due(self, key: int) -> None:
+        _, job = self._waiting.pop(key)
+        try:
+            self.queue.put_nowait(job)
+        except asyncio.QueueFull:
+            self._unconfirmed(job)
+
+    async def _recheck(self, job: ShadowJob) -> None:
+        """The same request to both backends again, now that the event lag has passed."""
+        assert job.first is not None and job.primary_pool is not None
+        primary, candidate = await asyncio.gather(
+            _fetch(job.primary_pool, job, job.headers, retry_stale=True),
+            _fetch(job.pool, job, job.headers, retry_stale=True),
+            return_exceptions=True,
+        )
+        for answer in (primary, candidate):
+            if isinstance(answer, BaseException):
+                if not isinstance(answer, UpstreamError):
+                    raise answer
+                log.warning(
+                    "shadow recheck failed: %s",
+                    answer.kind,
+                    extra={"route": job.route, "backend": job.backend},
+                )
+                self._unconfirmed(job)
+                return
+        result = self._compare(job, primary, candidate)
         self.counts.add(
-            job.route, job.backend, "match" if result.matched else "mismatch"
+            job.route, job.backend, "converged" if result.matched else "mismatch"
         )
         self._record(job, primary, candidate, result)
+
+    def _unconfirmed(self, job: ShadowJob) -> None:
+        """A recheck that cannot run: the first comparison's mismatch stands."""
+        first = job.first
+        assert first is not None and first.comparison is not None
+        self.counts.add(job.route, job.backend, "unconfirmed")
+        self.counts.add(job.route, job.backend, "mismatch")
+        self._record(
+            replace(job, first=None), first.primary, first.shadow, first.comparison
+        )
 
     def _record(
         self, job: ShadowJob, primary: Exchange, candidate: Exchange, result: Comparison
@@ -190,6 +273,7 @@ class Shadower:
             comparison=result,
             request_headers=_header_block(job.headers),
             dry_run=job.method not in SAFE_METHODS,
+            first=job.first,
         )
         line = record.to_json() + "\n"
         # One write() on an O_APPEND file keeps lines whole across router workers.
@@ -198,6 +282,27 @@ class Shadower:
             os.write(fd, line.encode())
         finally:
             os.close(fd)
+
+
+async def _fetch(
+    pool: Pool, job: ShadowJob, headers: bytes, *, retry_stale: bool
+) -> Exchange:
+    resp = await pool.exchange(
+        job.method.encode(),
+        job.target,
+        headers,
+        job.body or None,
+        retry_stale=retry_stale,
+    )
+    try:
+        body = await resp.read_all()
+    finally:
+        resp.release()
+    return Exchange(
+        resp.status,
+        {k.decode("latin-1"): v.decode("latin-1") for k, v in resp.raw_headers},
+        body,
+    )
 
 
 def _header_block(block: bytes) -> dict[str, str]:

@@ -15,6 +15,12 @@ reads them, so live shadow results and replayed runs share one report. A line::
 differences; ``request.headers`` are the request's, credentials redacted (``redact_headers``).
 ``comparison`` (``Comparison.to_dict()``) is optional; the report recomputes it when given
 rules. ``path`` includes the query string.
+
+A read whose first comparison differed is sent again to both backends once the event lag
+has passed (the router's ``shadow_recheck_seconds``): ``primary``, ``shadow`` and
+``comparison`` are then that recheck's, which decides the outcome, and the first pair is
+kept under ``"first": {"at": ..., "primary": {...}, "shadow": {...}, "comparison": {...}}``
+for inspection. A recheck that matched is *converged*: a match that lagged.
 """
 
 from __future__ import annotations
@@ -79,6 +85,20 @@ def exchange_from_dict(data: Mapping[str, Any]) -> Exchange:
     )
 
 
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class ShadowPair:
+    """The first, superseded pair of answers to a rechecked request."""
+
+    primary: Exchange
+    shadow: Exchange
+    comparison: Comparison | None = None
+    at: str = field(default_factory=_now)
+
+
 @dataclass
 class ShadowRecord:
     """Both answers to one shadowed request."""
@@ -90,12 +110,20 @@ class ShadowRecord:
     shadow: Exchange
     primary_backend: str = ""
     shadow_backend: str = ""
-    at: str = field(
-        default_factory=lambda: datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    )
+    at: str = field(default_factory=_now)
     comparison: Comparison | None = None
     request_headers: dict[str, str] = field(default_factory=dict)
     dry_run: bool = False
+    first: ShadowPair | None = None
+
+    @property
+    def converged(self) -> bool:
+        """Differed at first, matched on the recheck: the shadow was behind, not wrong."""
+        return (
+            self.first is not None
+            and self.comparison is not None
+            and self.comparison.matched
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -111,6 +139,15 @@ class ShadowRecord:
         }
         if self.comparison is not None:
             data["comparison"] = self.comparison.to_dict()
+        if self.first is not None:
+            first = self.first
+            data["first"] = {
+                "at": first.at,
+                "primary": exchange_to_dict(first.primary, self.primary_backend),
+                "shadow": exchange_to_dict(first.shadow, self.shadow_backend),
+            }
+            if first.comparison is not None:
+                data["first"]["comparison"] = first.comparison.to_dict()
         return data
 
     def to_json(self) -> str:
@@ -122,6 +159,7 @@ class ShadowRecord:
         ``backend``), so records written before this format still render."""
         comparison = data.get("comparison") or data.get("diff")
         request = data.get("request") or {}
+        first = data.get("first")
         return cls(
             route=str(data.get("route", "")),
             method=str(data["method"]).upper(),
@@ -134,7 +172,18 @@ class ShadowRecord:
             comparison=Comparison.from_dict(comparison) if comparison else None,
             request_headers=dict(request.get("headers") or {}),
             dry_run=bool(data.get("dry_run", False)),
+            first=_pair_from_dict(first) if first else None,
         )
+
+
+def _pair_from_dict(data: Mapping[str, Any]) -> ShadowPair:
+    comparison = data.get("comparison")
+    return ShadowPair(
+        primary=exchange_from_dict(data["primary"]),
+        shadow=exchange_from_dict(data["shadow"]),
+        comparison=Comparison.from_dict(comparison) if comparison else None,
+        at=str(data.get("at", "")),
+    )
 
 
 def read_records(path: str | Path) -> Iterator[ShadowRecord]:

@@ -26,6 +26,7 @@ ANY_METHOD = "*"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 HEADER_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 ALWAYS_INTERNAL = ("/_strangler/internal/**",)
+MAX_RECHECK_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ class Settings:
     shadow_queue: int = 1000
     shadow_workers: int = 8
     shadow_max_body_bytes: int = 1024 * 1024
+    shadow_recheck_seconds: float = 2.0
     internal: tuple[Pattern, ...] = ()
 
 
@@ -509,6 +511,7 @@ def _settings(c: _Checker, spec: Any) -> Settings:
             "shadow_queue",
             "shadow_workers",
             "shadow_max_body_bytes",
+            "shadow_recheck_seconds",
             "internal",
         ],
     )
@@ -531,6 +534,13 @@ def _settings(c: _Checker, spec: Any) -> Settings:
         spec.get("breaker_reset_seconds", defaults.breaker_reset_seconds),
         (*path, "breaker_reset_seconds"),
     )
+    # Capped: a pending recheck holds the request and the primary's answer in memory.
+    recheck = c.number(
+        spec.get("shadow_recheck_seconds", defaults.shadow_recheck_seconds),
+        (*path, "shadow_recheck_seconds"),
+        low=0,
+        high=MAX_RECHECK_SECONDS,
+    )
     internal: list[Pattern] = [Pattern.parse(p) for p in ALWAYS_INTERNAL]
     raw_internal = spec.get("internal", [])
     if not isinstance(raw_internal, list):
@@ -545,6 +555,9 @@ def _settings(c: _Checker, spec: Any) -> Settings:
             c.add((*path, "internal", i), str(exc), "write a pattern like /internal/**")
     return Settings(
         breaker_reset_seconds=reset or defaults.breaker_reset_seconds,
+        shadow_recheck_seconds=(
+            defaults.shadow_recheck_seconds if recheck is None else recheck
+        ),
         internal=tuple(internal),
         **ints,
     )

@@ -1,14 +1,18 @@
 """Shadow traffic: the client gets the primary's answer, the shadow's answer is compared and
 recorded (matches too, as parity shadow records that ``parity report --shadow`` rates), unsafe
 methods go out only as authenticated dry runs, and a shadowed POST to the real monolith on
-PostgreSQL creates no row."""
+PostgreSQL creates no row. A read that raced the event lag is rechecked and converges."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -220,3 +224,154 @@ def test_shadowed_post_creates_no_row_in_the_shadow_database(
         )
         assert direct.status_code == 201
         assert Question.objects.count() == 1
+
+
+class Item:
+    """One item a backend serves at ``/api/items/1/``. With ``lag``, a write is applied
+    ``lag`` seconds after the first read that sees it pending: the router's first
+    comparison always meets stale data, however loaded the machine, and any read after
+    the lag meets fresh data, like a service behind the outbox and the consumer."""
+
+    def __init__(self, value: int, lag: float = 0.0) -> None:
+        self.value, self.lag = value, lag
+        self.pending: int | None = None
+        self.stale_since: float | None = None
+        self.reads = 0
+        self.lock = threading.Lock()
+
+    def write(self, value: int) -> None:
+        with self.lock:
+            if self.lag:
+                self.pending, self.stale_since = value, None
+            else:
+                self.value = value
+
+    def read(self) -> int:
+        with self.lock:
+            self.reads += 1
+            if self.pending is not None:
+                now = time.monotonic()
+                if self.stale_since is None:
+                    self.stale_since = now
+                elif now - self.stale_since >= self.lag:
+                    self.value, self.pending = self.pending, None
+            return self.value
+
+
+@contextmanager
+def serving(item: Item) -> Iterator[str]:
+    """An HTTP/1.1 keep-alive backend in this process; yields its base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length)
+            body = json.dumps({"id": 1, "value": item.read()}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = answer
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def item_router(store, start_router, primary: Item, shadow: Item, recheck: float):
+    with serving(primary) as primary_url, serving(shadow) as shadow_url:
+        routes = (
+            "  - {name: items, methods: [GET, POST], path: /api/items/**,"
+            " to: monolith, shadow: vote}\n"
+        )
+        text = config_text(
+            {"monolith": primary_url, "vote": shadow_url},
+            routes,
+            f"  shadow_recheck_seconds: {recheck}",
+        )
+        store.commit(text, action="t", why="t")
+        yield start_router()
+
+
+def shadow_series(router, result: str) -> str:
+    metrics = procs.http.get(router.url + "/metrics").text
+    series = f'router_shadow_total{{backend="vote",result="{result}",route="items"}}'
+    found = [line for line in metrics.splitlines() if line.startswith(series)]
+    return found[0].split()[-1] if found else "0"
+
+
+def test_read_racing_the_event_lag_converges_and_rates_as_a_match(
+    store, start_router, capsys
+):
+    monolith, vote = Item(0), Item(0, lag=0.2)
+    with item_router(store, start_router, monolith, vote, recheck=0.5) as router:
+        # A vote cast on the monolith; its event reaches the service later.
+        monolith.write(1)
+        vote.write(1)
+        response = procs.http.get(router.url + "/api/items/1/")
+        assert response.json()["value"] == 1
+        [record] = records(store.root, 1)
+        assert shadow_series(router, "converged") == "1.0"
+        assert shadow_series(router, "mismatch") == "0"
+    assert record["comparison"]["matched"] is True
+    assert json.loads(record["shadow"]["body"])["value"] == 1
+    assert record["first"]["comparison"]["matched"] is False
+    assert json.loads(record["first"]["shadow"]["body"])["value"] == 0
+    assert json.loads(record["first"]["primary"]["body"])["value"] == 1
+    assert (monolith.reads, vote.reads) == (2, 2)
+    code = main(["parity", "report", "--shadow", str(store.root / "shadow.jsonl")])
+    assert code == 0
+    assert "1 requests, 1 matched, 0 mismatched" in capsys.readouterr().out
+
+
+def test_difference_that_persists_past_the_recheck_is_a_mismatch_with_both_pairs(
+    store, start_router
+):
+    monolith, vote = Item(1), Item(2)
+    with item_router(store, start_router, monolith, vote, recheck=0.2) as router:
+        procs.http.get(router.url + "/api/items/1/")
+        [record] = records(store.root, 1)
+        assert shadow_series(router, "mismatch") == "1.0"
+        assert shadow_series(router, "converged") == "0"
+    assert record["comparison"]["matched"] is False
+    assert record["first"]["comparison"]["matched"] is False
+    assert json.loads(record["shadow"]["body"])["value"] == 2
+    assert json.loads(record["first"]["shadow"]["body"])["value"] == 2
+
+
+def test_with_recheck_disabled_a_lagging_read_is_a_mismatch_at_once(
+    store, start_router
+):
+    monolith, vote = Item(0), Item(0, lag=0.2)
+    with item_router(store, start_router, monolith, vote, recheck=0) as router:
+        monolith.write(1)
+        vote.write(1)
+        procs.http.get(router.url + "/api/items/1/")
+        [record] = records(store.root, 1)
+        assert shadow_series(router, "mismatch") == "1.0"
+    assert record["comparison"]["matched"] is False and "first" not in record
+    assert (monolith.reads, vote.reads) == (1, 1)
+
+
+def test_unsafe_shadows_are_never_rechecked(store, start_router):
+    monolith, vote = Item(1), Item(2)
+    with item_router(store, start_router, monolith, vote, recheck=0.2) as router:
+        procs.http.post(router.url + "/api/items/1/", json={"value": 1})
+        [record] = records(store.root, 1)
+        assert shadow_series(router, "mismatch") == "1.0"
+    assert record["dry_run"] is True and "first" not in record
+    assert record["comparison"]["matched"] is False
