@@ -368,6 +368,11 @@ class Router:
 
         block = self._upstream_block(req, request_id, body, stream)
         target = req.raw_path + b"?" + req.query if req.query else req.raw_path
+        early = None
+        if shadow_on and not safe and stream is None:
+            early = self.shadower.dispatch_early(
+                state.pools[shadow.to], method, target, block, body
+            )
         candidates = [backend]
         if safe and route.fallback and route.fallback != backend and not forced:
             candidates.append(route.fallback)
@@ -400,6 +405,7 @@ class Router:
 
         if resp is None:
             assert failure is not None
+            Shadower.abandon(early)
             route_line, logged = state.label(route, failure.backend)
             _error(
                 conn, failure.status, failure.kind, str(failure), id_line + route_line
@@ -430,6 +436,7 @@ class Router:
         self._done(route, served_by, logged, req, status_code, started, request_id)
         if shadow is not None and shadow_on:
             if captured is None or captured.overflow:
+                Shadower.abandon(early)
                 self.shadower.skip(route.name, shadow.to)
             else:
                 self.shadower.offer(
@@ -451,6 +458,7 @@ class Router:
                         primary_backend=served_by,
                         primary_pool=state.pools[served_by],
                         recheck_seconds=settings.shadow_recheck_seconds,
+                        early=early,
                     )
                 )
 

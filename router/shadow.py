@@ -5,7 +5,11 @@ from a bounded queue, compare both answers with ``strangler.compare`` and append
 
 Nothing here is on the client's path: a full queue drops the job (and counts it). Unsafe
 methods go out only as a dry run (``X-Strangler-Dry-Run: 1`` plus the router's token), which
-the service executes in a transaction it rolls back.
+the service executes in a transaction it rolls back. The dry run is started together with the
+primary request (``dispatch_early``), not after its answer: the primary's own write travels to
+the service as an event, and a dry run sent after the primary answered would race that event
+and see its own write already applied ("already voted"). It is never awaited on the client's
+path; only the comparison, queued after the response, waits for it.
 
 A safe request whose answers differ is not counted yet: writes reach a service through the
 outbox and the consumer some time after the monolith answered, so a read racing one compares
@@ -52,6 +56,7 @@ class ShadowJob:
     primary_pool: Pool | None = None
     recheck_seconds: float = 0.0
     first: ShadowPair | None = None  # set on the recheck of a pair that differed
+    early: asyncio.Task | None = None  # the dry run started beside the primary request
 
 
 # Each request ends as one of the first six; "unconfirmed" also marks a mismatch whose
@@ -109,6 +114,7 @@ class Shadower:
         # Rechecks waiting for their time, bounded like the queue.
         self._waiting: dict[int, tuple[asyncio.TimerHandle, ShadowJob]] = {}
         self._next_wait = 0
+        self._early = 0  # dry runs started beside their primary and not finished yet
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
@@ -130,6 +136,37 @@ class Shadower:
 
     def skip(self, route: str, backend: str) -> None:
         self.counts.add(route, backend, "skipped")
+
+    def dispatch_early(
+        self, pool: Pool, method: str, target: bytes, headers: bytes, body: bytes
+    ) -> asyncio.Task | None:
+        """Start an unsafe request's dry run on the shadow backend now, beside the primary.
+
+        Bounded like the queue: past ``queue.maxsize`` dry runs in flight it returns None
+        and the job falls back to sending the dry run after the primary answered.
+        """
+        if not self.router_token or self._early >= self.queue.maxsize:
+            return None
+        headers += (
+            f"{DRY_RUN_HEADER}: 1\r\n{TOKEN_HEADER}: {self.router_token}\r\n".encode()
+        )
+        self._early += 1
+        task = asyncio.create_task(
+            _exchange(pool, method, target, headers, body, retry_stale=False)
+        )
+        task.add_done_callback(self._early_done)
+        return task
+
+    def _early_done(self, task: asyncio.Task) -> None:
+        self._early -= 1
+        if not task.cancelled():
+            task.exception()  # retrieved here; the job reports it when it awaits
+
+    @staticmethod
+    def abandon(task: asyncio.Task | None) -> None:
+        """The primary failed or its answer was too large to compare: stop the dry run."""
+        if task is not None:
+            task.cancel()
 
     async def drain(self) -> None:
         await self.queue.join()
@@ -170,7 +207,10 @@ class Shadower:
                 return
             headers += f"{DRY_RUN_HEADER}: 1\r\n{TOKEN_HEADER}: {self.router_token}\r\n".encode()
         try:
-            candidate = await _fetch(job.pool, job, headers, retry_stale=safe)
+            if job.early is not None:
+                candidate = await job.early
+            else:
+                candidate = await _fetch(job.pool, job, headers, retry_stale=safe)
         except UpstreamError as exc:
             self.counts.add(job.route, job.backend, "error")
             log.warning(
@@ -287,12 +327,22 @@ class Shadower:
 async def _fetch(
     pool: Pool, job: ShadowJob, headers: bytes, *, retry_stale: bool
 ) -> Exchange:
+    return await _exchange(
+        pool, job.method, job.target, headers, job.body, retry_stale=retry_stale
+    )
+
+
+async def _exchange(
+    pool: Pool,
+    method: str,
+    target: bytes,
+    headers: bytes,
+    body: bytes,
+    *,
+    retry_stale: bool,
+) -> Exchange:
     resp = await pool.exchange(
-        job.method.encode(),
-        job.target,
-        headers,
-        job.body or None,
-        retry_stale=retry_stale,
+        method.encode(), target, headers, body or None, retry_stale=retry_stale
     )
     try:
         body = await resp.read_all()

@@ -2,6 +2,9 @@
 
 ``/fail`` answers 500, ``/slow?s=2`` sleeps, ``/big?n=N`` sends N bytes in chunks,
 ``/dry`` echoes the dry-run headers. ``BACKEND_NAME`` names it in every answer.
+``/handshake?token=T`` is remembered by a backend without ``PEER_URL``; one with
+``PEER_URL`` asks that peer's ``/seen?token=T`` (for up to 0.8 s) before it answers, and
+says in ``peer_saw_it_first`` whether the peer had the request already.
 """
 
 from __future__ import annotations
@@ -10,9 +13,25 @@ import asyncio
 import hashlib
 import json
 import os
+import urllib.request
 from urllib.parse import parse_qs
 
 NAME = os.environ.get("BACKEND_NAME", "backend")
+PEER = os.environ.get("PEER_URL")
+SEEN: set[str] = set()
+
+
+def _peer_has(token: str) -> bool:
+    with urllib.request.urlopen(f"{PEER}/seen?token={token}", timeout=1) as answer:  # noqa: S310 - test peer on 127.0.0.1
+        return json.loads(answer.read())["seen"]
+
+
+async def _wait_for_peer(token: str) -> bool:
+    for _ in range(40):
+        if await asyncio.to_thread(_peer_has, token):
+            return True
+        await asyncio.sleep(0.02)
+    return False
 
 
 async def app(scope, receive, send):
@@ -51,8 +70,18 @@ async def app(scope, receive, send):
             await send({"type": "http.response.body", "body": part, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
         return
+    extra: dict = {}
+    if path == "/seen":
+        extra["seen"] = query.get("token", [""])[0] in SEEN
+    if path == "/handshake":
+        token = query.get("token", [""])[0]
+        if PEER:
+            extra["peer_saw_it_first"] = await _wait_for_peer(token)
+        else:
+            SEEN.add(token)
     status = 500 if path == "/fail" else 200
     payload = {
+        **extra,
         "backend": NAME,
         "method": scope["method"],
         "path": path,

@@ -72,9 +72,9 @@ class Proc:
             self.process.wait(5)
 
 
-def backend(name: str, tmp: Path) -> Proc:
+def backend(name: str, tmp: Path, **extra_env: str) -> Proc:
     port = free_port()
-    env = {**os.environ, "BACKEND_NAME": name}
+    env = {**os.environ, "BACKEND_NAME": name, **extra_env}
     args = [
         sys.executable, "-m", "uvicorn", "tests.integration.router.backend_app:app",
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",

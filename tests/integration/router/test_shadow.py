@@ -167,6 +167,33 @@ def test_unsafe_shadow_goes_out_as_an_authenticated_dry_run(
     assert read.dry_run and read.method == "POST" and read.shadow_backend == "beta"
 
 
+def test_unsafe_shadow_is_sent_beside_the_primary_not_after_its_answer(
+    tmp_path, store, start_router
+):
+    """The primary only answers once the shadow has the same request, so the dry run
+    cannot race the event that carries the primary's write to the service."""
+    shadow = procs.backend("beta", tmp_path)
+    with procs.running(shadow):
+        primary = procs.backend("alpha", tmp_path, PEER_URL=shadow.url)
+        with procs.running(primary):
+            routes = "  - {name: writes, path: /**, to: alpha, shadow: beta}\n"
+            backends = {"alpha": primary.url, "beta": shadow.url}
+            store.commit(config_text(backends, routes), action="t", why="t")
+            router = start_router()
+            response = procs.http.post(router.url + "/handshake?token=t1", data=b"{}")
+            assert response.status_code == 200
+            assert response.json()["peer_saw_it_first"] is True
+            [record] = records(store.root, 1)
+            assert record["dry_run"] is True
+            assert (
+                json.loads(record["shadow"]["body"])["headers"]["x-strangler-dry-run"]
+                == "1"
+            )
+            # A read is still shadowed after the primary's answer, as before.
+            read = procs.http.get(router.url + "/handshake?token=t2")
+            assert read.json()["peer_saw_it_first"] is False
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_shadowed_post_creates_no_row_in_the_shadow_database(
