@@ -5,8 +5,9 @@ only when it is newer than the last applied for its aggregate, and never after t
 aggregate's ``*.deleted`` (its tombstone, ``strangler_consumer_aggregateversion``). What it
 cannot know is the parent rule: ids are never reused upstream, so a late event for a child
 (a vote, a choice) whose choice or question was deleted must not bring the child back; the
-handlers ask :func:`any_deleted`. Projected rows keep the ``seq`` of the event that last
-wrote them, which tells the backfill (``strangler sync``) not to overwrite them.
+handlers ask :func:`any_deleted` (:func:`deleted_among` for a run of events). Projected rows
+keep the ``seq`` of the event that last wrote them, which tells the backfill
+(``strangler sync``) not to overwrite them.
 
 Event ``data`` is the aggregate's state in the API's shape; a malformed field raises
 ``InvalidEvent`` naming it, so the consumer dead-letters the message instead of guessing.
@@ -14,18 +15,19 @@ Event ``data`` is the aggregate's state in the API's shape; a malformed field ra
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import models
 from django.db.models import Q
 
-from strangler.consumer.handlers import Handler
+from strangler.consumer.handlers import BatchHandler, Handler
 from strangler.consumer.models import AggregateVersion
 from strangler.dualwrite.outbox import default_source
 from strangler.events import Event
 
 Apply = Callable[[dict[str, Any], int], None]
+ApplyBatch = Callable[[list[tuple[dict[str, Any], int]]], None]
 
 
 def from_elsewhere(apply: Apply) -> Handler:
@@ -44,12 +46,42 @@ def from_elsewhere(apply: Apply) -> Handler:
     return handle
 
 
+def from_elsewhere_batch(apply: ApplyBatch) -> BatchHandler:
+    """:func:`from_elsewhere` for a batch handler: ``apply`` gets the ``(data, seq)`` of the
+    run's events from other producers, in order, and is not called when there are none."""
+
+    def handle(events: list[Event]) -> None:
+        source = default_source()
+        items = [(event.data, event.seq) for event in events if event.source != source]
+        if items:
+            apply(items)
+
+    handle.__name__ = handle.__qualname__ = apply.__name__
+    handle.__doc__ = apply.__doc__
+    return handle
+
+
 def any_deleted(**parents: int) -> bool:
     """Whether any of ``choice=3, question=1`` was deleted by an event (one query)."""
     condition = Q()
     for aggregate_type, aggregate_id in parents.items():
         condition |= Q(aggregate_type=aggregate_type, aggregate_id=str(aggregate_id))
     return AggregateVersion.objects.filter(condition, deleted=True).exists()
+
+
+def deleted_among(**parents: Iterable[int]) -> set[tuple[str, int]]:
+    """Which of ``choice=[3, 4], question=[1]`` events deleted, as ``("choice", 3)``
+    pairs (one query)."""
+    condition = Q()
+    for aggregate_type, ids in parents.items():
+        keys = [str(aggregate_id) for aggregate_id in ids]
+        condition |= Q(aggregate_type=aggregate_type, aggregate_id__in=keys)
+    rows = AggregateVersion.objects.filter(condition, deleted=True).values_list(
+        "aggregate_type", "aggregate_id"
+    )
+    return {
+        (aggregate_type, int(aggregate_id)) for aggregate_type, aggregate_id in rows
+    }
 
 
 def upsert_newer(

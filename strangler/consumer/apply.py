@@ -53,13 +53,14 @@ def apply_events(
     """Apply ``events`` in order in one transaction; return each one's outcome.
 
     Three statements whatever the batch size: the inbox insert, a lock on every touched
-    aggregate's version row, and the write of the new versions; then each applied event's
-    handler, in delivery order. An event older than its aggregate's version (stored, or set
-    by an earlier event of the batch) or after its deletion is stale. Any handler error rolls
+    aggregate's version row, and the write of the new versions; then the handlers, in
+    delivery order, one call per run of consecutive applied events of one type
+    (``Handlers.get_batch``). An event older than its aggregate's version (stored, or set by
+    an earlier event of the batch) or after its deletion is stale. Any handler error rolls
     back the whole batch; callers retry event by event to isolate it. Every handler must
     exist (check with ``handlers.get`` first).
     """
-    funcs = [handlers.get(event.type) for event in events]
+    funcs = {event.type: handlers.get_batch(event.type) for event in events}
     with transaction.atomic(using=using), applying_remote_events():
         fresh = _record_inbox(events, using)
         versions = _lock_versions(
@@ -67,10 +68,23 @@ def apply_events(
         )
         outcomes, changed = decide(events, fresh, versions)
         _write_versions(changed, using)
-        for event, func, outcome in zip(events, funcs, outcomes, strict=True):
-            if outcome is Outcome.APPLIED:
-                func(event)
+        for run in runs(events, outcomes):
+            funcs[run[0].type](run)
     return outcomes
+
+
+def runs(events: list[Event], outcomes: list[Outcome]) -> list[list[Event]]:
+    """The applied events, split wherever the type changes: no run passes an applied event
+    of another type, so each aggregate's events still reach the handlers in order."""
+    result: list[list[Event]] = []
+    for event, outcome in zip(events, outcomes, strict=True):
+        if outcome is not Outcome.APPLIED:
+            continue
+        if result and result[-1][0].type == event.type:
+            result[-1].append(event)
+        else:
+            result.append([event])
+    return result
 
 
 def decide(

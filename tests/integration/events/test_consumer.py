@@ -211,3 +211,44 @@ def test_concurrent_overlapping_batches_apply_no_event_twice(applied_table):
     assert dict(AggregateVersion.objects.values_list("aggregate_id", "seq")) == {
         str(n): 20 for n in range(5)
     }
+
+
+def test_a_batch_handler_gets_each_run_of_applied_events_of_its_type():
+    from strangler.consumer.handlers import Handlers
+
+    calls: list[list[tuple[str, str, int]]] = []
+    registry = Handlers()
+
+    @registry.on_batch("vote.created", "vote.deleted")
+    def record_run(events) -> None:
+        calls.append([(e.type, e.aggregate_id, e.seq) for e in events])
+
+    known = event(aggregate_id="9")
+    apply_events([known], registry)
+    calls.clear()
+    batch = [
+        event(aggregate_id="1"),
+        known,
+        event(aggregate_id="2"),
+        event(aggregate_id="1", seq=1),
+        event("vote.deleted", aggregate_id="2", seq=2),
+        event(aggregate_id="3"),
+        event(aggregate_id="2", seq=3),
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        outcomes = apply_events(batch, registry)
+    assert outcomes == [
+        Outcome.APPLIED,
+        Outcome.DUPLICATE,
+        Outcome.APPLIED,
+        Outcome.STALE,
+        Outcome.APPLIED,
+        Outcome.APPLIED,
+        Outcome.STALE,
+    ]
+    assert calls == [
+        [("vote.created", "1", 1), ("vote.created", "2", 1)],
+        [("vote.deleted", "2", 2)],
+        [("vote.created", "3", 1)],
+    ]
+    assert len([q for q in queries if q["sql"] not in ("BEGIN", "COMMIT")]) == 3

@@ -150,6 +150,153 @@ def test_a_batch_holding_a_question_and_its_late_vote_leaves_no_vote():
     assert rows() == []
 
 
+def created(vote_id: int, seq: int = 1, *, source: str = "monolith", **fields) -> Event:
+    return Event(
+        type="vote.created", source=source, aggregate_id=str(vote_id), seq=seq,
+        data=vote_data(vote_id, **fields),
+    )  # fmt: skip
+
+
+def test_a_batch_of_votes_is_one_run_of_a_constant_number_of_statements():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    events = [created(n, user=n) for n in range(1, 201)]
+    with CaptureQueriesContext(connection) as queries:
+        assert apply_events(events, handlers) == [Outcome.APPLIED] * 200
+    # inbox, versions lock, versions write; tombstones, rows, insert (savepoints aside)
+    statements = [q for q in queries if "SAVEPOINT" not in q["sql"]]
+    assert len(statements) == 6, [q["sql"][:60] for q in statements]
+    assert rows() == [(n, 3, 1, n, 1) for n in range(1, 201)]
+
+
+def test_duplicates_in_one_batch_and_across_batches_are_applied_once():
+    first, second = created(10), created(11, user=8)
+    outcomes = apply_events([first, second, first, second], handlers)
+    assert outcomes == [Outcome.APPLIED] * 2 + [Outcome.DUPLICATE] * 2
+    assert apply_events([second, created(12, user=9)], handlers) == [
+        Outcome.DUPLICATE,
+        Outcome.APPLIED,
+    ]
+    assert rows() == [(10, 3, 1, 7, 1), (11, 3, 1, 8, 1), (12, 3, 1, 9, 1)]
+
+
+def test_a_stale_event_in_a_batch_does_not_overwrite_a_newer_one():
+    apply_events([created(10, seq=3, choice=4)], handlers)
+    outcomes = apply_events(
+        [created(10, seq=2, choice=5), created(11, user=8)], handlers
+    )
+    assert outcomes == [Outcome.STALE, Outcome.APPLIED]
+    assert rows() == [(10, 4, 1, 7, 3), (11, 3, 1, 8, 1)]
+
+
+def test_a_redelivered_vote_with_a_newer_seq_is_overwritten_in_a_batch():
+    apply_events([created(10, seq=1, choice=4)], handlers)
+    outcomes = apply_events(
+        [created(10, seq=2, choice=5), created(10, seq=3, choice=6)], handlers
+    )
+    assert outcomes == [Outcome.APPLIED, Outcome.APPLIED]
+    assert rows() == [(10, 6, 1, 7, 3)]
+
+
+def test_a_vote_whose_choice_was_deleted_earlier_in_the_batch_is_not_inserted():
+    events = [
+        created(10, choice=3, user=7),
+        Event(type="choice.deleted", source="monolith", aggregate_id="3", seq=2,
+              data={"id": 3, "question": 1}),
+        created(11, choice=3, user=8),
+        created(12, choice=4, user=9),
+    ]  # fmt: skip
+    assert apply_events(events, handlers) == [Outcome.APPLIED] * 4
+    assert rows() == [(12, 4, 1, 9, 1)]
+
+
+@pytest.mark.parametrize("order", [(10, 11), (11, 10)])
+def test_rivals_in_one_batch_leave_the_higher_id_whatever_the_order(order):
+    choices = {10: 3, 11: 4}
+    events = [created(n, choice=choices[n]) for n in order]
+    assert apply_events(events, handlers) == [Outcome.APPLIED] * 2
+    assert rows() == [(11, 4, 1, 7, 1)]
+
+
+def test_a_batch_rival_replaces_a_stored_older_vote_and_yields_to_a_newer_one():
+    apply_events([created(10, choice=3), created(20, question=2, choice=8)], handlers)
+    events = [created(12, choice=4), created(15, question=2, choice=9)]
+    assert apply_events(events, handlers) == [Outcome.APPLIED] * 2
+    assert rows() == [(12, 4, 1, 7, 1), (20, 8, 2, 7, 1)]
+
+
+def test_the_services_own_events_in_a_batch_are_skipped_and_the_rest_applied():
+    events = [created(10, source="vote"), created(11, user=8), created(12, user=9)]
+    assert apply_events(events, handlers) == [Outcome.APPLIED] * 3
+    assert rows() == [(11, 3, 1, 8, 1), (12, 3, 1, 9, 1)]
+
+
+def test_a_malformed_vote_in_a_batch_rolls_back_the_whole_batch():
+    events = [created(10), created(11, user=8)]
+    events[1].data["user"] = None
+    with pytest.raises(InvalidEvent, match=r"data\.user"):
+        apply_events(events, handlers)
+    assert rows() == []
+
+
+def one_at_a_time():
+    """The vote service's registry with ``vote.created`` applied one event per call."""
+    from extracted.common.projections import from_elsewhere
+    from extracted.vote_service.votes.handlers import apply_votes_created
+    from strangler.consumer.handlers import Handlers
+
+    registry = Handlers()
+    for event_type in handlers.types:
+        if event_type != "vote.created":
+            registry.register(event_type, handlers.get(event_type))
+    registry.register(
+        "vote.created",
+        from_elsewhere(lambda data, seq: apply_votes_created([(data, seq)])),
+    )
+    return registry
+
+
+def random_events(seed: int) -> list[Event]:
+    """Votes for few users, questions and choices (so rivals meet), redelivered, stale
+    and with their choice deleted, in random order."""
+    import random
+
+    rng = random.Random(seed)
+    question_of = {3: 1, 4: 1, 5: 2}
+    votes = {n: (rng.choice([3, 4, 5]), rng.randint(1, 3)) for n in range(1, 13)}
+    events = []
+    for _ in range(40):
+        if rng.random() < 0.1:
+            choice = rng.choice([3, 4, 5])
+            data = {"id": choice, "question": question_of[choice]}
+            events.append(Event(type="choice.deleted", source="monolith",
+                                aggregate_id=str(choice), seq=9, data=data))  # fmt: skip
+            continue
+        vote_id = rng.randint(1, 12)
+        choice, user = votes[vote_id]
+        event = created(vote_id, rng.randint(1, 3), choice=choice,
+                        question=question_of[choice], user=user)  # fmt: skip
+        events.append(event)
+        if rng.random() < 0.1:
+            events.append(event)
+    return events
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_a_run_of_votes_leaves_what_applying_them_one_at_a_time_leaves(seed):
+    from strangler.consumer.models import AggregateVersion, InboxEvent
+
+    events = random_events(seed)
+    half = len(events) // 2
+    apply_events(events[:half], one_at_a_time())
+    expected = apply_events(events[half:], one_at_a_time()), rows()
+    for model in (Vote, AggregateVersion, InboxEvent):
+        model.objects.all().delete()
+    apply_events(events[:half], handlers)
+    assert (apply_events(events[half:], handlers), rows()) == expected
+
+
 @pytest.mark.parametrize(
     ("data", "field"),
     [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from strangler.consumer.apply import Outcome, decide
+from strangler.consumer.apply import Outcome, decide, runs
 from strangler.events.envelope import Event
 
 APPLIED, DUPLICATE, STALE = Outcome.APPLIED, Outcome.DUPLICATE, Outcome.STALE
@@ -64,3 +64,21 @@ def test_aggregates_of_different_types_are_separate():
     outcomes, changed = run([event(1, "choice.created"), event(1)])
     assert outcomes == [APPLIED, APPLIED]
     assert set(changed) == {("choice", "1"), ("vote", "1")}
+
+
+def test_runs_group_consecutive_applied_events_of_one_type():
+    events = [
+        event(1),
+        event(1, aggregate_id="2"),
+        event(1, aggregate_id="3"),
+        event(2, "vote.deleted"),
+        event(3),
+        event(2, aggregate_id="2"),
+    ]
+    outcomes = [APPLIED, DUPLICATE, APPLIED, APPLIED, STALE, APPLIED]
+    assert runs(events, outcomes) == [
+        [events[0], events[2]],
+        [events[3]],
+        [events[5]],
+    ]
+    assert runs(events, [STALE] * 6) == []
