@@ -92,10 +92,14 @@ class AmqpTransport:
 
     def _publish(self, rows: list[OutboxRow]) -> PublishResult:
         self._pending, self._acked, self._nacked, self._returned = {}, [], [], {}
+        # Publish on the underlying channel: BlockingChannel.basic_publish writes and polls
+        # the socket once per message; here the whole batch is written in one flush below
+        # (the first process_data_events), then its confirms are awaited together.
+        channel = self._channel._impl
         for row in rows:
             self._next_tag += 1
             self._pending[self._next_tag] = row.id
-            self._channel.basic_publish(
+            channel.basic_publish(
                 EXCHANGE,
                 row.type,
                 row.body,

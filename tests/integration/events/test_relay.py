@@ -43,9 +43,12 @@ def test_three_parallel_relays_publish_each_row_exactly_once_in_order(
 ):
     expected = emit_votes(3000, aggregates=30)
     env = process_env(queue)
+    # Small batches (300 claims, each waiting for its confirms) keep the outbox busy long
+    # enough that all three relays are claiming at once: a fast relay with big batches
+    # can drain 3,000 rows before the other two have started.
     relays = [
         start(
-            ["relay", "--producer", "monolith", "--batch-size", "40", "--drain"],
+            ["relay", "--producer", "monolith", "--batch-size", "10", "--drain"],
             env,
             tmp_path / f"relay{n}.log",
         )
