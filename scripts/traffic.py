@@ -80,7 +80,11 @@ def worker(
 ) -> None:
     rng = random.Random(seed)
     session = requests.Session()
-    mine: list[tuple[str, int]] = []
+    # (token, vote id, when it was cast): a user retracts a vote cast a while ago, not one
+    # cast milliseconds earlier, so retractions pick among votes at least
+    # ``retract_after`` seconds old.
+    mine: list[tuple[str, int, float]] = []
+    retract_after = getattr(args, "retract_after", 0.0)
     while not stop.is_set():
         token = rng.choice(tokens)
         auth = {"Authorization": f"Bearer {token}"}
@@ -99,11 +103,17 @@ def worker(
                     vote_id = response.json()["id"]
                     with tally.lock:
                         tally.accepted.add(vote_id)
-                    mine.append((token, vote_id))
+                    mine.append((token, vote_id, time.monotonic()))
                     if args.votes and len(tally.accepted) >= args.votes:
                         stop.set()
-            elif roll < args.write_ratio + args.retract_ratio and mine:
-                token, vote_id = mine.pop(rng.randrange(len(mine)))
+            elif roll < args.write_ratio + args.retract_ratio and (
+                old := [
+                    i
+                    for i, v in enumerate(mine)
+                    if time.monotonic() - v[2] >= retract_after
+                ]
+            ):
+                token, vote_id, _ = mine.pop(rng.choice(old))
                 response = session.delete(
                     f"{args.base}/api/votes/{vote_id}/",
                     headers={"Authorization": f"Bearer {token}"},
@@ -175,6 +185,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--write-ratio", type=float, default=0.3)
     p.add_argument("--retract-ratio", type=float, default=0.05)
+    p.add_argument(
+        "--retract-after",
+        type=float,
+        default=2.0,
+        help="only retract votes cast at least this many seconds earlier",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print the full tally as JSON")
     p.add_argument("--allow-remote", action="store_true", help=argparse.SUPPRESS)

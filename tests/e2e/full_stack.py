@@ -307,7 +307,11 @@ class Load:
         seed: int = 1,
     ) -> None:
         self.args = argparse.Namespace(
-            base=base, votes=0, write_ratio=write_ratio, retract_ratio=retract_ratio
+            base=base,
+            votes=0,
+            write_ratio=write_ratio,
+            retract_ratio=retract_ratio,
+            retract_after=traffic.parser().get_default("retract_after"),
         )
         self.tokens = tokens
         self.pairs = traffic.choice_ids(base)
