@@ -136,6 +136,15 @@ class State:
         return found
 
 
+def _too_large(conn: HttpConnection, limit: int, id_line: bytes) -> None:
+    """413 for a body over the limit; the connection closes, since the unread rest of
+    the body would otherwise be taken for the next request."""
+    conn.close_after = True
+    _error(
+        conn, 413, "too_large", f"Request body over the {limit}-byte limit.", id_line
+    )
+
+
 def _error_body(code: str, message: str) -> bytes:
     return json.dumps({"error": {"code": code, "message": message}}).encode()
 
@@ -338,16 +347,7 @@ class Router:
         limit = settings.max_body_bytes
         length = hmap.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
-            conn.close_after = (
-                True  # the unread body would be taken for the next request
-            )
-            _error(
-                conn,
-                413,
-                "too_large",
-                f"Request body over the {limit}-byte limit.",
-                id_line,
-            )
+            _too_large(conn, limit, id_line)
             return
         body: bytes = req.body
         stream = req.stream
@@ -355,14 +355,7 @@ class Router:
             try:
                 body = await _read_all(stream, limit)
             except BodyTooLarge:
-                conn.close_after = True
-                _error(
-                    conn,
-                    413,
-                    "too_large",
-                    f"Request body over the {limit}-byte limit.",
-                    id_line,
-                )
+                _too_large(conn, limit, id_line)
                 return
             stream = None
 
@@ -389,14 +382,7 @@ class Router:
                 failure = exc
                 continue
             except BodyTooLarge:
-                conn.close_after = True
-                _error(
-                    conn,
-                    413,
-                    "too_large",
-                    f"Request body over the {limit}-byte limit.",
-                    id_line,
-                )
+                _too_large(conn, limit, id_line)
                 return
             served_by = name
             if i > 0:
