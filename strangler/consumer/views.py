@@ -9,7 +9,6 @@ other events still apply); a database outage answers 503 so the relay retries.
 from __future__ import annotations
 
 import fnmatch
-import hmac
 import json
 import logging
 import traceback
@@ -19,25 +18,21 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from strangler.api.errors import json_error
 from strangler.consumer.apply import apply_events
 from strangler.consumer.handlers import consumer_settings, load_handlers
 from strangler.consumer.models import DeadLetter
 from strangler.events.envelope import Event, InvalidEvent
-from strangler.events.http import internal_token
+from strangler.web.internal import is_internal_call
 
 logger = logging.getLogger("strangler.consumer")
-
-
-def _error(status: int, code: str, detail: str) -> JsonResponse:
-    return JsonResponse({"error": {"code": code, "detail": detail}}, status=status)
 
 
 @csrf_exempt
 @require_POST
 def receive_events(request: HttpRequest) -> JsonResponse:
-    expected = f"Bearer {internal_token()}"
-    if not hmac.compare_digest(request.headers.get("Authorization", ""), expected):
-        return _error(
+    if not is_internal_call(request):
+        return json_error(
             401, "not_authenticated", "a valid internal events token is required"
         )
     try:
@@ -45,7 +40,7 @@ def receive_events(request: HttpRequest) -> JsonResponse:
         if not isinstance(raw_events, list):
             raise TypeError("events must be a list")
     except (ValueError, KeyError, TypeError) as exc:
-        return _error(400, "invalid_batch", f"expected {{'events': [...]}}: {exc}")
+        return json_error(400, "invalid_batch", f"expected {{'events': [...]}}: {exc}")
     handlers = load_handlers()
     # The same subscription as this consumer's RabbitMQ queue: configured bindings when
     # set (e.g. only question.deleted of the question events), else every handled entity.
@@ -78,7 +73,7 @@ def receive_events(request: HttpRequest) -> JsonResponse:
     try:
         outcomes = _apply(events, handlers, raw_events, counts)
     except (OperationalError, InterfaceError) as exc:
-        return _error(503, "database_unavailable", str(exc))
+        return json_error(503, "database_unavailable", str(exc))
     for outcome in outcomes:
         counts[outcome.value] += 1
     return JsonResponse({"results": counts})
