@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 from datetime import UTC, datetime
 
+from django.apps import apps
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from strangler.consumer.handlers import Handlers
@@ -39,6 +40,17 @@ ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
 SET seq = EXCLUDED.seq, deleted = EXCLUDED.deleted, updated_at = EXCLUDED.updated_at
 """
 
+# Seq hand-off: this database may later produce events for an aggregate it has so far only
+# consumed (a rollback from a service back to the monolith). Keeping its own counter at least
+# at the applied seq makes ``emit`` continue above what every consumer has seen, without
+# ``emit`` looking the version up on every call.
+_COUNTER_RAISE = """
+INSERT INTO {table} (aggregate_type, aggregate_id, seq)
+VALUES {rows}
+ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
+SET seq = {greatest}({table}.seq, excluded.seq)
+"""
+
 _INBOX_INSERT = """
 INSERT INTO {table} (event_id, type, source, aggregate_id, seq, received_at)
 VALUES {rows}
@@ -52,8 +64,9 @@ def apply_events(
 ) -> list[Outcome]:
     """Apply ``events`` in order in one transaction; return each one's outcome.
 
-    Three statements whatever the batch size: the inbox insert, a lock on every touched
-    aggregate's version row, and the write of the new versions; then the handlers, in
+    Four statements whatever the batch size: the inbox insert, a lock on every touched
+    aggregate's version row, the write of the new versions and the raise of this database's
+    own seq counters to them (``raise_counters``); then the handlers, in
     delivery order, one call per run of consecutive applied events of one type
     (``Handlers.get_batch``). An event older than its aggregate's version (stored, or set by
     an earlier event of the batch) or after its deletion is stale. Any handler error rolls
@@ -68,6 +81,7 @@ def apply_events(
         )
         outcomes, changed = decide(events, fresh, versions)
         _write_versions(changed, using)
+        raise_counters(changed, using)
         for run in runs(events, outcomes):
             funcs[run[0].type](run)
     return outcomes
@@ -167,6 +181,25 @@ def _write_versions(changed: dict[Aggregate, Version], using: str) -> None:
     sql = _VERSION_WRITE.format(
         table=connection.ops.quote_name(AggregateVersion._meta.db_table),
         rows=", ".join(["(%s, %s, %s, %s, %s)"] * len(changed)),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def raise_counters(changed: dict[Aggregate, Version], using: str) -> None:
+    """Raise this database's own seq counters (``strangler.dualwrite``) to the applied seqs."""
+    if not changed or not apps.is_installed("strangler.dualwrite"):
+        return
+    from strangler.dualwrite.models import AggregateSequence
+
+    connection = connections[using]
+    params: list = []
+    for (aggregate_type, aggregate_id), (seq, _deleted) in sorted(changed.items()):
+        params += [aggregate_type, aggregate_id, seq]
+    sql = _COUNTER_RAISE.format(
+        table=connection.ops.quote_name(AggregateSequence._meta.db_table),
+        rows=", ".join(["(%s, %s, %s)"] * len(changed)),
+        greatest="GREATEST" if connection.vendor == "postgresql" else "MAX",
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

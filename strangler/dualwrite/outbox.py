@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -101,9 +101,8 @@ def emit(
 
 _PG_INSERT = """
 WITH next AS (
-    INSERT INTO {seq_table} (aggregate_type, aggregate_id, seq) VALUES (%s, %s, {first})
-    ON CONFLICT (aggregate_type, aggregate_id)
-    DO UPDATE SET seq = GREATEST({seq_table}.seq + 1, EXCLUDED.seq)
+    INSERT INTO {seq_table} (aggregate_type, aggregate_id, seq) VALUES (%s, %s, 1)
+    ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET seq = {seq_table}.seq + 1
     RETURNING seq
 )
 INSERT INTO {outbox_table}
@@ -116,36 +115,24 @@ RETURNING seq
 """
 
 _NEXT_SEQ = """
-INSERT INTO {seq_table} (aggregate_type, aggregate_id, seq) VALUES (%s, %s, {first})
-ON CONFLICT (aggregate_type, aggregate_id)
-DO UPDATE SET seq = MAX({seq_table}.seq + 1, excluded.seq)
+INSERT INTO {seq_table} (aggregate_type, aggregate_id, seq) VALUES (%s, %s, 1)
+ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET seq = {seq_table}.seq + 1
 RETURNING seq
 """
 
-# Seq hand-off: an aggregate this database first knew from another producer's events (its
-# consumer applied them up to some seq) continues above that seq when this database starts
-# producing it, so every consumer of the aggregate sees a newer event, not a stale one.
-_FIRST_AFTER_APPLIED = (
-    "1 + COALESCE((SELECT v.seq FROM {version_table} v"
-    " WHERE v.aggregate_type = %s AND v.aggregate_id = %s), 0)"
-)
+# Seq hand-off: an aggregate this database first knew from another producer's events
+# continues above the seq its consumer applied, so every consumer of the aggregate sees a
+# newer event, not a stale one. The consumer raises the counter row as it applies
+# (``strangler.consumer.apply.raise_counters``), so the upsert above needs no lookup.
 
 
-def _seq_sql(template: str, connection) -> tuple[str, int]:
-    """``template`` with its first-seq expression, and how often the key is a parameter."""
-    quote = connection.ops.quote_name
-    tables = {
-        "seq_table": quote(AggregateSequence._meta.db_table),
-        "outbox_table": quote(OutboxEvent._meta.db_table),
-    }
-    if not apps.is_installed("strangler.consumer"):
-        return template.format(first="1", **tables), 1
-    from strangler.consumer.models import AggregateVersion
-
-    first = _FIRST_AFTER_APPLIED.format(
-        version_table=quote(AggregateVersion._meta.db_table)
+@functools.cache
+def _sql(template: str) -> str:
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    return template.format(
+        seq_table=quote(AggregateSequence._meta.db_table),
+        outbox_table=quote(OutboxEvent._meta.db_table),
     )
-    return template.format(first=first, **tables), 2
 
 
 def _insert(event: Event, using: str) -> int:
@@ -157,11 +144,10 @@ def _insert(event: Event, using: str) -> int:
     now = datetime.now(UTC)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            sql, keys = _seq_sql(_PG_INSERT, connection)
             cursor.execute(
-                sql,
+                _sql(_PG_INSERT),
                 [
-                    *(key * keys),
+                    *key,
                     str(event.id),
                     event.type,
                     *key,
@@ -170,8 +156,7 @@ def _insert(event: Event, using: str) -> int:
                 ],
             )
             return cursor.fetchone()[0]
-        sql, keys = _seq_sql(_NEXT_SEQ, connection)
-        cursor.execute(sql, key * keys)
+        cursor.execute(_sql(_NEXT_SEQ), key)
         seq = cursor.fetchone()[0]
     envelope = event.to_dict() | {"seq": seq}
     OutboxEvent.objects.using(using).create(

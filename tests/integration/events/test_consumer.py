@@ -3,18 +3,23 @@ poison to the dead-letter queue without blocking the rest."""
 
 from __future__ import annotations
 
+import importlib
 import threading
 import uuid
 
 import pika
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from strangler.consumer.amqp import AmqpConsumer, dead_letter_queue
 from strangler.consumer.apply import Outcome, apply_events
 from strangler.consumer.models import AggregateVersion, InboxEvent
 from strangler.consumer.tombstones import deleted_ids, is_deleted
+from strangler.dualwrite.models import AggregateSequence
+from strangler.dualwrite.modes import set_mode
+from strangler.dualwrite.outbox import emit
 from strangler.events.envelope import EXCHANGE, Event
 from tests.integration.events import handlers
 from tests.integration.events.conftest import drain_queue
@@ -166,7 +171,7 @@ def test_unknown_queue_message_id_does_not_matter(applied_table, queue, amqp_url
     )
 
 
-def test_a_batch_costs_three_statements_besides_its_handlers(applied_table):
+def test_a_batch_costs_four_statements_besides_its_handlers(applied_table):
     events = [event(aggregate_id=str(n % 7), seq=n // 7 + 1) for n in range(70)]
     with CaptureQueriesContext(connection) as queries:
         outcomes = apply_events([*events, events[3]], handlers.handlers)
@@ -176,7 +181,7 @@ def test_a_batch_costs_three_statements_besides_its_handlers(applied_table):
         for q in queries
         if handlers.TABLE not in q["sql"] and q["sql"] not in ("BEGIN", "COMMIT")
     ]
-    assert len(own) == 3, own
+    assert len(own) == 4, own
     assert len(applied()) == 70
     assert dict(AggregateVersion.objects.values_list("aggregate_id", "seq")) == {
         str(n): 10 for n in range(7)
@@ -211,6 +216,48 @@ def test_concurrent_overlapping_batches_apply_no_event_twice(applied_table):
     assert dict(AggregateVersion.objects.values_list("aggregate_id", "seq")) == {
         str(n): 20 for n in range(5)
     }
+
+
+def test_applying_raises_the_local_seq_counter_and_never_lowers_it(applied_table):
+    """Seq hand-off: once this database produces an aggregate it so far only consumed, its
+    first event must be newer than every applied one."""
+    AggregateSequence.objects.create(aggregate_type="vote", aggregate_id="2", seq=9)
+    apply_events(
+        [event(aggregate_id="1", seq=5), event(aggregate_id="2", seq=4)],
+        handlers.handlers,
+    )
+    assert dict(AggregateSequence.objects.values_list("aggregate_id", "seq")) == {
+        "1": 5,
+        "2": 9,
+    }
+    apply_events([event(aggregate_id="1", seq=3)], handlers.handlers)  # stale
+    assert AggregateSequence.objects.get(aggregate_id="1").seq == 5
+    with transaction.atomic():
+        emitted = [emit_vote("1"), emit_vote("2"), emit_vote("3")]
+    assert [e.seq for e in emitted] == [6, 10, 1]
+
+
+def test_the_migration_raises_counters_to_versions_applied_before_it():
+    migration = importlib.import_module(
+        "strangler.dualwrite.migrations.0002_counters_from_applied_versions"
+    )
+    now = timezone.now()
+    for aggregate_id, seq in (("1", 5), ("2", 4), ("3", 0)):
+        AggregateVersion.objects.create(
+            aggregate_type="vote", aggregate_id=aggregate_id, seq=seq, updated_at=now
+        )
+    AggregateSequence.objects.create(aggregate_type="vote", aggregate_id="2", seq=9)
+    with connection.schema_editor() as editor:
+        migration.raise_counters(None, editor)
+    assert dict(AggregateSequence.objects.values_list("aggregate_id", "seq")) == {
+        "1": 5,
+        "2": 9,
+    }
+
+
+def emit_vote(aggregate_id: str) -> Event:
+    set_mode("vote", "forward")
+    return emit(entity="vote", type="vote.created", aggregate_id=aggregate_id, data={})
 
 
 def test_a_batch_handler_gets_each_run_of_applied_events_of_its_type():
@@ -251,4 +298,4 @@ def test_a_batch_handler_gets_each_run_of_applied_events_of_its_type():
         [("vote.deleted", "2", 2)],
         [("vote.created", "3", 1)],
     ]
-    assert len([q for q in queries if q["sql"] not in ("BEGIN", "COMMIT")]) == 3
+    assert len([q for q in queries if q["sql"] not in ("BEGIN", "COMMIT")]) == 4
