@@ -18,6 +18,7 @@ from strangler.auth.keys import generate_dev_key_pair
 MIDDLEWARE = [
     "strangler.web.request_id.RequestIdMiddleware",
     "strangler.web.dryrun.DryRunMiddleware",
+    "strangler.web.events.EventsHeaderMiddleware",
     "strangler.web.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",

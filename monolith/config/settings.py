@@ -36,6 +36,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "strangler.web.request_id.RequestIdMiddleware",
     "strangler.web.dryrun.DryRunMiddleware",
+    "strangler.web.events.EventsHeaderMiddleware",
     "strangler.web.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

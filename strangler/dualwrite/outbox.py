@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, connections
 
+from strangler.dualwrite import emitted
 from strangler.dualwrite.guard import (
     WriteForbidden,
     is_applying_remote_events,
@@ -88,6 +89,7 @@ def emit(
         data=json.loads(json.dumps(data, cls=EventJSONEncoder)),
     )
     seq = _insert(event, using)
+    emitted.record(event.aggregate_type, event.aggregate_id, seq, using)
     return Event(
         id=event.id,
         type=event.type,
