@@ -41,6 +41,14 @@ from router.metrics import (
 from router.server import BodyStream, BodyTooLarge, HttpConnection, Request
 from router.shadow import DRY_RUN_HEADER, TOKEN_HEADER, Shadower, ShadowJob
 from router.upstream import Pool, Response, UpstreamError
+from strangler.events.refs import (
+    EVENTS_HEADER,
+    FENCE_HEADER,
+    OVERTAKE_HEADER,
+    BadRefs,
+    EventRef,
+    parse_refs,
+)
 from strangler.routing.canary import key_value, on_canary
 from strangler.routing.schema import (
     SAFE_METHODS,
@@ -55,6 +63,7 @@ from strangler.routing.store import RouteStore, StoreError
 log = logging.getLogger("router")
 
 ROUTE_HEADER = b"x-strangler-route"
+EVENTS = EVENTS_HEADER.lower().encode()
 OVERRIDE_HEADER = b"x-strangler-backend"
 OPERATOR_HEADER = b"x-strangler-operator-token"
 HOP_BY_HOP = frozenset(
@@ -72,17 +81,25 @@ HOP_BY_HOP = frozenset(
         b"content-length",
     }
 )
-# Never forwarded from a client: only the router itself may ask for a dry run. The
-# X-Forwarded-* and X-Request-ID headers are rewritten, and 100-continue is the router's.
+# Never forwarded from a client: only the router itself may ask for a dry run or fence
+# one. The X-Forwarded-* and X-Request-ID headers are rewritten, and 100-continue is the
+# router's.
 REQUEST_STRIPPED = HOP_BY_HOP | {
     DRY_RUN_HEADER.lower().encode(),
     TOKEN_HEADER.lower().encode(),
+    FENCE_HEADER.lower().encode(),
+    OVERTAKE_HEADER.lower().encode(),
     OVERRIDE_HEADER,
     OPERATOR_HEADER,
     b"x-request-id",
     b"expect",
 }
-RESPONSE_STRIPPED = (HOP_BY_HOP - {b"content-length"}) | {b"x-request-id", ROUTE_HEADER}
+# A backend's events are for the router's fences only, never for the client.
+RESPONSE_STRIPPED = (HOP_BY_HOP - {b"content-length"}) | {
+    b"x-request-id",
+    ROUTE_HEADER,
+    EVENTS,
+}
 SAFE_BYTES = frozenset(m.encode() for m in SAFE_METHODS)
 BODYLESS_STATUS = frozenset({204, 304})
 ROUTE_CACHE_SIZE = 4096
@@ -164,6 +181,11 @@ class Router:
         self.operator_token = operator_token or None
         self._operator_bytes = (operator_token or "").encode()
         self.router_token = router_token or None
+        self._token_line = (
+            TOKEN_HEADER.lower().encode() + b": " + router_token.encode() + b"\r\n"
+            if router_token
+            else b""
+        )
         self.poll_interval = poll_interval
         self.access_log = AccessLog() if access_log_enabled else None
         self.rules_dir = rules_dir
@@ -361,11 +383,17 @@ class Router:
 
         block = self._upstream_block(req, request_id, body, stream)
         target = req.raw_path + b"?" + req.query if req.query else req.raw_path
-        early = None
-        if shadow_on and not safe and stream is None:
-            early = self.shadower.dispatch_early(
-                state.pools[shadow.to], method, target, block, body
-            )
+        # A shadowed write: the primary gets the router's token, so it reports the events
+        # it commits; the principal's earlier ones are the fence of this dry run.
+        fenced = (
+            shadow is not None
+            and not safe
+            and self.shadower is not None
+            and bool(self._token_line)
+        )
+        sent = block + self._token_line if fenced else block
+        principal = self._principal(route, hmap) if fenced else None
+        fence = self.shadower.fences.fence(shadow.to, principal) if principal else ()
         candidates = [backend]
         if safe and route.fallback and route.fallback != backend and not forced:
             candidates.append(route.fallback)
@@ -375,7 +403,7 @@ class Router:
         for i, name in enumerate(candidates):
             try:
                 resp = await self._attempt(
-                    state, name, method, target, block, body, stream, safe,
+                    state, name, method, target, sent, body, stream, safe,
                     i == len(candidates) - 1,
                 )  # fmt: skip
             except UpstreamFailure as exc:
@@ -391,7 +419,6 @@ class Router:
 
         if resp is None:
             assert failure is not None
-            Shadower.abandon(early)
             route_line, logged = state.label(route, failure.backend)
             _error(
                 conn, failure.status, failure.kind, str(failure), id_line + route_line
@@ -402,6 +429,7 @@ class Router:
             return
 
         route_line, logged = state.label(route, served_by)
+        events = self._events(resp, shadow.to, principal) if fenced else ()
         captured = (
             _Capture(settings.shadow_max_body_bytes)
             if shadow_on and stream is None
@@ -422,7 +450,6 @@ class Router:
         self._done(route, served_by, logged, req, status_code, started, request_id)
         if shadow is not None and shadow_on:
             if captured is None or captured.overflow:
-                Shadower.abandon(early)
                 self.shadower.skip(route.name, shadow.to)
             else:
                 self.shadower.offer(
@@ -444,7 +471,9 @@ class Router:
                         primary_backend=served_by,
                         primary_pool=state.pools[served_by],
                         recheck_seconds=settings.shadow_recheck_seconds,
-                        early=early,
+                        principal=principal,
+                        fence=fence,
+                        overtake=events,
                     )
                 )
 
@@ -497,6 +526,28 @@ class Router:
             if on_canary(route.name, key_value(canary.key, headers), canary.threshold):
                 return canary.to, False
         return route.to, False
+
+    def _principal(self, route: Route, hmap: dict[bytes, bytes]) -> str | None:
+        """Whose write this is, by the canary's key (the JWT ``sub`` by default)."""
+        key = route.canary.key if route.canary is not None else "user"
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in hmap.items()}
+        return key_value(key, headers)
+
+    def _events(
+        self, resp: Response, backend: str, principal: str | None
+    ) -> tuple[EventRef, ...]:
+        """The events the primary reported committing; kept as the principal's fence."""
+        for name, value in resp.raw_headers:
+            if name.lower() == EVENTS:
+                try:
+                    refs = tuple(parse_refs(value.decode("latin-1")))
+                except BadRefs as exc:
+                    log.warning("backend sent bad %s: %s", EVENTS_HEADER, exc)
+                    return ()
+                if principal is not None:
+                    self.shadower.fences.add(backend, principal, refs)
+                return refs
+        return ()
 
     def _upstream_block(
         self, req: Request, request_id: str, body: bytes, stream: BodyStream | None

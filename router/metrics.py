@@ -39,8 +39,9 @@ BREAKER_STATE = Gauge(
 )
 SHADOW = Counter(
     "router_shadow_total",
-    "Shadowed requests by route, shadow backend and result "
-    "(match, mismatch, error, dropped, skipped)",
+    "Shadowed requests by route, shadow backend and result (match, converged, "
+    "mismatch; fence-timeout and overtaken dry runs, not comparable; error, dropped, "
+    "skipped; unconfirmed)",
     ["route", "backend", "result"],
     registry=REGISTRY,
 )

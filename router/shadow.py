@@ -5,11 +5,12 @@ from a bounded queue, compare both answers with ``strangler.compare`` and append
 
 Nothing here is on the client's path: a full queue drops the job (and counts it). Unsafe
 methods go out only as a dry run (``X-Strangler-Dry-Run: 1`` plus the router's token), which
-the service executes in a transaction it rolls back. The dry run is started together with the
-primary request (``dispatch_early``), not after its answer: the primary's own write travels to
-the service as an event, and a dry run sent after the primary answered would race that event
-and see its own write already applied ("already voted"). It is never awaited on the client's
-path; only the comparison, queued after the response, waits for it.
+the service executes in a transaction it rolls back, after the primary answered and under a
+causal fence (``router.fences``): ``X-Strangler-Fence`` names the events of the same
+principal's earlier writes, which the service waits for, and ``X-Strangler-Overtake`` those
+of the primary's own answer; a service that already applied them would meet the primary's
+own write. A dry run the service did not execute (``fence-timeout``, ``overtaken``) is not
+comparable: counted apart, neither a match nor a mismatch, and not recorded.
 
 A safe request whose answers differ is not counted yet: writes reach a service through the
 outbox and the consumer some time after the monolith answered, so a read racing one compares
@@ -28,9 +29,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from router.fences import FenceBook
 from router.metrics import SHADOW
 from router.upstream import Pool, UpstreamError
 from strangler.compare import Comparison, Exchange, compare
+from strangler.events.refs import (
+    APPLIED_HEADER,
+    FENCE_HEADER,
+    FENCE_TIMEOUT,
+    OUTCOME_HEADER,
+    OVERTAKE_HEADER,
+    OVERTAKEN,
+    BadRefs,
+    EventRef,
+    format_refs,
+    parse_refs,
+)
 from strangler.parity.records import ShadowPair, ShadowRecord
 from strangler.routing.schema import SAFE_METHODS
 
@@ -56,15 +70,19 @@ class ShadowJob:
     primary_pool: Pool | None = None
     recheck_seconds: float = 0.0
     first: ShadowPair | None = None  # set on the recheck of a pair that differed
-    early: asyncio.Task | None = None  # the dry run started beside the primary request
+    principal: str | None = None  # whose earlier writes fence this dry run
+    fence: tuple[EventRef, ...] = ()
+    overtake: tuple[EventRef, ...] = ()  # the events of the primary's own answer
 
 
-# Each request ends as one of the first six; "unconfirmed" also marks a mismatch whose
+# Each request ends as one of the first eight; "unconfirmed" also marks a mismatch whose
 # recheck could not run.
+NOT_COMPARABLE = (FENCE_TIMEOUT, OVERTAKEN)
 RESULTS = (
     "match",
     "converged",
     "mismatch",
+    *NOT_COMPARABLE,
     "error",
     "dropped",
     "skipped",
@@ -73,7 +91,8 @@ RESULTS = (
 
 
 class ShadowCounts:
-    """Per-route counts by result for the status page; converged counts as a match."""
+    """Per-route counts by result for the status page; converged counts as a match, and
+    dry runs the service did not execute count as not comparable, outside the rate."""
 
     def __init__(self) -> None:
         self.by_route: dict[str, dict[str, int]] = {}
@@ -89,7 +108,12 @@ class ShadowCounts:
             matched = counts["match"] + counts["converged"]
             compared = matched + counts["mismatch"]
             rate = matched / compared if compared else None
-            out[route] = {**counts, "parity": rate}
+            out[route] = {
+                **counts,
+                "compared": compared,
+                "not_comparable": sum(counts[r] for r in NOT_COMPARABLE),
+                "parity": rate,
+            }
         return out
 
 
@@ -109,12 +133,12 @@ class Shadower:
         self.router_token = router_token
         self.rules_dir = rules_dir
         self.counts = ShadowCounts()
+        self.fences = FenceBook()
         self._tasks: list[asyncio.Task] = []
         self._rules: dict[str, Any] = {}
         # Rechecks waiting for their time, bounded like the queue.
         self._waiting: dict[int, tuple[asyncio.TimerHandle, ShadowJob]] = {}
         self._next_wait = 0
-        self._early = 0  # dry runs started beside their primary and not finished yet
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self.workers)]
@@ -136,37 +160,6 @@ class Shadower:
 
     def skip(self, route: str, backend: str) -> None:
         self.counts.add(route, backend, "skipped")
-
-    def dispatch_early(
-        self, pool: Pool, method: str, target: bytes, headers: bytes, body: bytes
-    ) -> asyncio.Task | None:
-        """Start an unsafe request's dry run on the shadow backend now, beside the primary.
-
-        Bounded like the queue: past ``queue.maxsize`` dry runs in flight it returns None
-        and the job falls back to sending the dry run after the primary answered.
-        """
-        if not self.router_token or self._early >= self.queue.maxsize:
-            return None
-        headers += (
-            f"{DRY_RUN_HEADER}: 1\r\n{TOKEN_HEADER}: {self.router_token}\r\n".encode()
-        )
-        self._early += 1
-        task = asyncio.create_task(
-            _exchange(pool, method, target, headers, body, retry_stale=False)
-        )
-        task.add_done_callback(self._early_done)
-        return task
-
-    def _early_done(self, task: asyncio.Task) -> None:
-        self._early -= 1
-        if not task.cancelled():
-            task.exception()  # retrieved here; the job reports it when it awaits
-
-    @staticmethod
-    def abandon(task: asyncio.Task | None) -> None:
-        """The primary failed or its answer was too large to compare: stop the dry run."""
-        if task is not None:
-            task.cancel()
 
     async def drain(self) -> None:
         await self.queue.join()
@@ -205,12 +198,9 @@ class Shadower:
             if not self.router_token:
                 self.counts.add(job.route, job.backend, "skipped")
                 return
-            headers += f"{DRY_RUN_HEADER}: 1\r\n{TOKEN_HEADER}: {self.router_token}\r\n".encode()
+            headers += _dry_run_lines(self.router_token, job)
         try:
-            if job.early is not None:
-                candidate = await job.early
-            else:
-                candidate = await _fetch(job.pool, job, headers, retry_stale=safe)
+            candidate = await _fetch(job.pool, job, headers, retry_stale=safe)
         except UpstreamError as exc:
             self.counts.add(job.route, job.backend, "error")
             log.warning(
@@ -218,6 +208,8 @@ class Shadower:
                 exc.kind,
                 extra={"route": job.route, "backend": job.backend},
             )
+            return
+        if not safe and not self._executed(job, candidate):
             return
         primary = Exchange(job.primary_status, job.primary_headers, job.primary_body)
         result = self._compare(job, primary, candidate)
@@ -233,6 +225,21 @@ class Shadower:
             job.route, job.backend, "match" if result.matched else "mismatch"
         )
         self._record(job, primary, candidate, result)
+
+    def _executed(self, job: ShadowJob, candidate: Exchange) -> bool:
+        """Whether the dry run ran; forgets the fences it found applied either way."""
+        outcome = _header(candidate.headers, OUTCOME_HEADER)
+        if job.principal is not None:
+            try:
+                applied = parse_refs(_header(candidate.headers, APPLIED_HEADER))
+            except BadRefs as exc:
+                log.warning("shadow backend sent bad applied refs: %s", exc)
+                applied = []
+            self.fences.forget(job.backend, job.principal, applied)
+        if outcome in NOT_COMPARABLE:
+            self.counts.add(job.route, job.backend, outcome)
+            return False
+        return True
 
     def _compare(
         self, job: ShadowJob, primary: Exchange, candidate: Exchange
@@ -353,6 +360,23 @@ async def _exchange(
         {k.decode("latin-1"): v.decode("latin-1") for k, v in resp.raw_headers},
         body,
     )
+
+
+def _dry_run_lines(token: str, job: ShadowJob) -> bytes:
+    lines = f"{DRY_RUN_HEADER}: 1\r\n{TOKEN_HEADER}: {token}\r\n"
+    if job.fence:
+        lines += f"{FENCE_HEADER}: {format_refs(job.fence)}\r\n"
+    if job.overtake:
+        lines += f"{OVERTAKE_HEADER}: {format_refs(job.overtake)}\r\n"
+    return lines.encode()
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    lower = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lower:
+            return value
+    return None
 
 
 def _header_block(block: bytes) -> dict[str, str]:

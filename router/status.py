@@ -86,7 +86,8 @@ def _page(data: dict[str, Any]) -> str:
         for c in data["counts"]
     )
     shadow = "".join(
-        f"<tr><td>{e(route)}</td><td>{s['match']}</td><td>{s['mismatch']}</td>"
+        f"<tr><td>{e(route)}</td><td>{s['match'] + s['converged']}</td>"
+        f"<td>{s['mismatch']}</td><td>{s['not_comparable']}</td>"
         f"<td>{s['error']}</td><td>{s['dropped']}</td>"
         f"<td>{_percent(s['parity'])}</td></tr>"
         for route, s in data["shadow"].items()
@@ -104,5 +105,6 @@ def _page(data: dict[str, Any]) -> str:
 <th>shadow</th><th>fallback</th></tr>{rows}</table>
 <h2>Backends</h2><table><tr><th>name</th><th>url</th><th>breaker</th></tr>{backends}</table>
 <h2>Requests</h2><table><tr><th>route</th><th>backend</th><th>count</th></tr>{counts}</table>
-<h2>Shadow</h2><table><tr><th>route</th><th>match</th><th>mismatch</th><th>error</th>
-<th>dropped</th><th>parity</th></tr>{shadow}</table></body></html>"""
+<h2>Shadow</h2><table><tr><th>route</th><th>match</th><th>mismatch</th>
+<th>not comparable</th><th>error</th><th>dropped</th><th>parity</th></tr>{shadow}</table>
+</body></html>"""

@@ -8,7 +8,8 @@ unreachable fails with ``no data: …``; nothing passes silently. ``canary_perce
 Sources: sync status and verify records in the service database (backfill, verify, schema),
 the outbox tables of both producers (lag), and the router's ``/metrics``
 (``router_shadow_total`` for parity, ``router_requests_total`` for the canary). Router metrics
-are counters since the router started, per worker process.
+are counters since the router started, per worker process. Parity counts converged reads as
+matches and leaves dry runs the service did not execute out of the rate and the samples.
 """
 
 from __future__ import annotations
@@ -224,53 +225,86 @@ def _samples(ctx: GateContext, metric: str) -> list[tuple[dict[str, str], float]
     return out
 
 
-def _shadow_counts(ctx: GateContext) -> tuple[int, int]:
+@dataclass(frozen=True)
+class ShadowCounts:
+    """The router's shadow results for a plan: a converged read is a match that lagged;
+    a dry run the service did not execute (fence-timeout, overtaken) is not comparable,
+    neither a match nor a mismatch, and is not a sample."""
+
+    matched: int = 0
+    mismatched: int = 0
+    fence_timeout: int = 0
+    overtaken: int = 0
+
+    @property
+    def compared(self) -> int:
+        return self.matched + self.mismatched
+
+    @property
+    def not_comparable(self) -> str:
+        total = self.fence_timeout + self.overtaken
+        return (
+            f"{total} not comparable (fence-timeout {self.fence_timeout}, "
+            f"overtaken {self.overtaken})"
+        )
+
+
+_SHADOW_RESULTS = {
+    "match": "matched",
+    "converged": "matched",
+    "mismatch": "mismatched",
+    "fence-timeout": "fence_timeout",
+    "overtaken": "overtaken",
+}
+
+
+def _shadow_counts(ctx: GateContext) -> ShadowCounts:
     if "shadow" not in ctx.cache:
         routes = plan_route_names(
             ctx, ctx.plan.read_endpoints + ctx.plan.write_endpoints
         )
-        match = mismatch = 0.0
+        counts = dict.fromkeys(_SHADOW_RESULTS.values(), 0.0)
         for labels, value in _samples(ctx, "router_shadow_total"):
+            field_name = _SHADOW_RESULTS.get(labels.get("result", ""))
             if (
-                labels.get("route") in routes
+                field_name is not None
+                and labels.get("route") in routes
                 and labels.get("backend") == ctx.service_backend
             ):
-                if labels.get("result") == "match":
-                    match += value
-                elif labels.get("result") == "mismatch":
-                    mismatch += value
-        ctx.cache["shadow"] = (int(match), int(mismatch))
+                counts[field_name] += value
+        ctx.cache["shadow"] = ShadowCounts(**{k: int(v) for k, v in counts.items()})
     return ctx.cache["shadow"]
 
 
 def parity_rate(ctx: GateContext) -> GateResult:
     limit = ctx.thresholds["parity_min_rate"]
-    match, mismatch = _shadow_counts(ctx)
-    compared = match + mismatch
-    if compared == 0:
+    counts = _shadow_counts(ctx)
+    if counts.compared == 0:
         raise NoData(
-            "the router has compared no shadowed response for this plan's routes"
+            "the router has compared no shadowed response for this plan's routes "
+            f"({counts.not_comparable})"
         )
-    rate = match / compared
+    rate = counts.matched / counts.compared
     return GateResult(
         "parity_min_rate",
         round(rate, 6),
         limit,
         rate >= limit,
-        f"{match} of {compared} shadowed responses matched",
+        f"{counts.matched} of {counts.compared} shadowed responses matched; "
+        f"{counts.not_comparable}",
     )
 
 
 def parity_samples(ctx: GateContext) -> GateResult:
     limit = ctx.thresholds["parity_min_samples"]
-    match, mismatch = _shadow_counts(ctx)
-    compared = match + mismatch
+    counts = _shadow_counts(ctx)
     return GateResult(
         "parity_min_samples",
-        compared,
+        counts.compared,
         limit,
-        compared >= limit,
-        f"{compared} shadowed responses compared ({mismatch} mismatched)",
+        counts.compared >= limit,
+        f"{counts.compared} shadowed responses compared ({counts.mismatched} "
+        f"mismatched); {counts.not_comparable}",
     )
 
 

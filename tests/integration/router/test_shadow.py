@@ -167,11 +167,11 @@ def test_unsafe_shadow_goes_out_as_an_authenticated_dry_run(
     assert read.dry_run and read.method == "POST" and read.shadow_backend == "beta"
 
 
-def test_unsafe_shadow_is_sent_beside_the_primary_not_after_its_answer(
+def test_unsafe_shadow_is_sent_after_the_primary_answered(
     tmp_path, store, start_router
 ):
-    """The primary only answers once the shadow has the same request, so the dry run
-    cannot race the event that carries the primary's write to the service."""
+    """The dry run leaves only once the primary has answered, so it can carry the events
+    of that answer (X-Strangler-Overtake) and never runs before the primary's write."""
     shadow = procs.backend("beta", tmp_path)
     with procs.running(shadow):
         primary = procs.backend("alpha", tmp_path, PEER_URL=shadow.url)
@@ -182,16 +182,27 @@ def test_unsafe_shadow_is_sent_beside_the_primary_not_after_its_answer(
             router = start_router()
             response = procs.http.post(router.url + "/handshake?token=t1", data=b"{}")
             assert response.status_code == 200
-            assert response.json()["peer_saw_it_first"] is True
+            assert response.json()["peer_saw_it_first"] is False
             [record] = records(store.root, 1)
             assert record["dry_run"] is True
-            assert (
-                json.loads(record["shadow"]["body"])["headers"]["x-strangler-dry-run"]
-                == "1"
+            saw = json.loads(record["shadow"]["body"])["headers"]
+            assert saw["x-strangler-dry-run"] == "1"
+            # The primary got the router's token (so it can report its events); the
+            # client's copy of a fence header never reaches either backend.
+            assert response.json()["headers"]["x-strangler-router-token"] == (
+                procs.ROUTER_TOKEN
             )
-            # A read is still shadowed after the primary's answer, as before.
-            read = procs.http.get(router.url + "/handshake?token=t2")
-            assert read.json()["peer_saw_it_first"] is False
+            fenced = procs.http.post(
+                router.url + "/handshake?token=t2",
+                data=b"{}",
+                headers={"X-Strangler-Fence": "vote:1@1"},
+            )
+            assert "x-strangler-fence" not in fenced.json()["headers"]
+            [_, second] = records(store.root, 2)
+            assert (
+                "x-strangler-fence"
+                not in json.loads(second["shadow"]["body"])["headers"]
+            )
 
 
 @pytest.mark.postgres

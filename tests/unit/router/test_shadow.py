@@ -16,6 +16,7 @@ from router.shadow import Shadower, ShadowJob
 from router.upstream import UpstreamError
 from strangler.cli import main
 from strangler.compare import Exchange, compare
+from strangler.events.refs import EventRef
 from strangler.parity.records import ShadowPair, ShadowRecord, read_records
 from strangler.routing.schema import ConfigError, load_config
 
@@ -128,7 +129,8 @@ def test_stale_shadow_that_catches_up_is_converged_not_a_mismatch(tmp_path):
 
 def test_persistent_difference_is_a_mismatch_with_both_pairs(tmp_path):
     s = shadower(tmp_path)
-    [record] = run(s, tmp_path, job(FakePool(lambda n: 2), FakePool(lambda n: 1)))
+    shadow = FakePool(lambda n: 2)
+    [record] = run(s, tmp_path, job(shadow, FakePool(lambda n: 1)))
     assert counts(s) == {"mismatch": 1}
     assert record["comparison"]["matched"] is False
     assert record["first"]["comparison"]["matched"] is False
@@ -243,3 +245,69 @@ def test_recheck_setting_defaults_to_two_seconds_and_zero_disables():
         assert str(problem).startswith(
             "routes.yaml:6: settings.shadow_recheck_seconds:"
         )
+
+
+class DryRunPool(FakePool):
+    """A shadow service answering dry runs with an outcome and the events it found applied."""
+
+    def __init__(self, outcome: str, applied: str = "") -> None:
+        super().__init__(lambda n: 1)
+        self.outcome, self.applied = outcome, applied
+
+    async def exchange(self, method, target, headers, body, retry_stale=False):
+        response = await super().exchange(method, target, headers, body, retry_stale)
+        response.raw_headers.append(
+            (b"X-Strangler-Dry-Run-Outcome", self.outcome.encode())
+        )
+        if self.applied:
+            response.raw_headers.append((b"X-Strangler-Applied", self.applied.encode()))
+        return response
+
+
+def fenced_job(shadow: FakePool) -> ShadowJob:
+    from dataclasses import replace
+
+    return replace(
+        job(shadow, FakePool(lambda n: 1), method="POST"),
+        principal="7",
+        fence=(EventRef("vote", "1", 2),),
+        overtake=(EventRef("vote", "2", 1),),
+    )
+
+
+def run_unrecorded(s: Shadower, *jobs: ShadowJob) -> None:
+    async def go() -> None:
+        s.start()
+        for j in jobs:
+            s.offer(j)
+        await s.drain()
+        await s.stop()
+
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize("outcome", ["overtaken", "fence-timeout"])
+def test_a_dry_run_the_service_did_not_execute_is_not_comparable(tmp_path, outcome):
+    s = shadower(tmp_path)
+    run_unrecorded(s, fenced_job(DryRunPool(outcome)))
+    assert counts(s) == {outcome: 1}
+    summary = s.counts.summary()["items"]
+    assert (summary["compared"], summary["not_comparable"], summary["parity"]) == (
+        0,
+        1,
+        None,
+    )
+    assert lines(tmp_path) == []
+
+
+def test_a_dry_run_carries_its_fence_and_the_router_forgets_what_was_applied(tmp_path):
+    s = shadower(tmp_path)
+    s.fences.add("vote", "7", [EventRef("vote", "1", 2), EventRef("vote", "3", 1)])
+    shadow = DryRunPool("executed", applied="vote:1@2")
+    [record] = run(s, tmp_path, fenced_job(shadow))
+    assert counts(s) == {"match": 1}
+    sent = shadow.calls[0][1].decode()
+    assert "X-Strangler-Fence: vote:1@2\r\n" in sent
+    assert "X-Strangler-Overtake: vote:2@1\r\n" in sent
+    assert s.fences.fence("vote", "7") == (EventRef("vote", "3", 1),)
+    assert record["dry_run"] is True

@@ -1,0 +1,234 @@
+"""Causal fences of shadowed writes, through the real router to the real monolith (primary,
+on the test database) and the real vote service (shadow, on a scratch database, no consumer
+running: the test delivers events itself to its ``/_strangler/internal/events`` endpoint,
+the HTTP transport of the consumer, so it decides when the service catches up).
+
+(a) the primary reports its events to the router, never to the client; (b) a retraction's
+dry run waits for the vote's creation to be applied on the service, then executes and
+matches; (c) a dry run whose primary's own event the service applied first is counted as
+overtaken, neither a match nor a mismatch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import closing
+
+import psycopg2
+import pytest
+import requests
+
+from tests.integration.router import procs
+from tests.integration.router.conftest import config_text
+from tests.integration.router.test_shadow import records
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+EVENTS_TOKEN = "fence-test-events-token"
+
+
+def database_url(name: str) -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{name}"
+
+
+def admin(name: str, sql: str) -> None:
+    with closing(psycopg2.connect(database_url(name))) as conn:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+
+
+@pytest.fixture
+def vote_database():
+    name = f"fence_vote_{uuid.uuid4().hex[:8]}"
+    admin("postgres", f"CREATE DATABASE {name}")
+    try:
+        yield name
+    finally:
+        admin("postgres", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def gunicorn(app: str, env: dict[str, str], log) -> procs.Proc:
+    port = procs.free_port()
+    return procs.Proc(
+        [sys.executable, "-m", "gunicorn", f"{app}:application",
+         "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "2"],
+        env, f"http://127.0.0.1:{port}", log,
+    )  # fmt: skip
+
+
+def deliver(service: str, *envelopes: dict) -> None:
+    """Hand events to the service's consumer over its HTTP transport."""
+    answer = requests.post(
+        f"{service}/_strangler/internal/events",
+        json={"events": list(envelopes)},
+        headers={"Authorization": f"Bearer {EVENTS_TOKEN}"},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["results"]["applied"] == len(envelopes), answer.text
+
+
+def outbox(aggregate_type: str, aggregate_id: int, seq: int) -> dict:
+    from strangler.dualwrite.models import OutboxEvent
+
+    row = OutboxEvent.objects.get(
+        aggregate_type=aggregate_type, aggregate_id=str(aggregate_id), seq=seq
+    )
+    return row.envelope
+
+
+def choice_created(choice) -> dict:
+    from strangler.events.envelope import Event
+
+    data = {"id": choice.pk, "question": choice.question_id, "choice_text": "c"}
+    event = Event(
+        type="choice.created", source="monolith", aggregate_id=str(choice.pk), seq=1,
+        data=data,
+    )  # fmt: skip
+    return event.to_dict()
+
+
+def shadow_counts(router) -> dict[str, float]:
+    metrics = procs.http.get(router.url + "/metrics").text
+    counts = {}
+    for line in metrics.splitlines():
+        if line.startswith("router_shadow_total{") and 'route="votes"' in line:
+            result = line.split('result="')[1].split('"')[0]
+            counts[result] = float(line.split()[-1])
+    return counts
+
+
+def no_new_record(store, count: int, seconds: float) -> None:
+    """Still ``count`` shadow records after ``seconds``: the dry run is waiting."""
+    time.sleep(seconds)
+    path = store.root / "shadow.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    assert len(lines) == count
+
+
+def test_dry_runs_wait_for_the_users_earlier_writes_and_overtaken_ones_are_not_compared(
+    tmp_path, store, start_router, vote_database
+):
+    from django.db import connection
+
+    from strangler.auth.tokens import issue_token
+    from strangler.dualwrite.modes import set_mode
+    from tests.factories import ChoiceFactory, UserFactory
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL)")
+    set_mode("vote", "forward")
+    user = UserFactory()
+    first, second = ChoiceFactory(), ChoiceFactory()
+    base = {
+        **os.environ,
+        "STRANGLER_ROUTER_TOKEN": procs.ROUTER_TOKEN,
+        "STRANGLER_EVENTS_TOKEN": EVENTS_TOKEN,
+        "STRANGLER_DRY_RUN_FENCE_SECONDS": "30",
+    }
+    vote_env = {
+        **base,
+        "DATABASE_URL": database_url(vote_database),
+        "DJANGO_SETTINGS_MODULE": "extracted.vote_service.config.settings",
+    }
+    migrated = subprocess.run(
+        [sys.executable, "-m", "django", "migrate", "--noinput", "-v0"],
+        env=vote_env, cwd=procs.ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    # As at the shadow stage: the service's ids start past the monolith's (cutover).
+    admin(
+        vote_database, "SELECT setval(pg_get_serial_sequence('votes_vote', 'id'), 1000)"
+    )
+    monolith_env = {
+        **base,
+        "DATABASE_URL": database_url(connection.settings_dict["NAME"]),
+        "DJANGO_SETTINGS_MODULE": "monolith.config.settings",
+    }
+    monolith = gunicorn("monolith.config.wsgi", monolith_env, tmp_path / "mono.log")
+    vote = gunicorn("extracted.vote_service.config.wsgi", vote_env, tmp_path / "v.log")
+    ready = {p: ("/readyz", (200,)) for p in (monolith, vote)}
+    with procs.running(monolith, vote, ready=ready):
+        # The service knows both choices, as the consumer would have made it.
+        deliver(vote.url, choice_created(first), choice_created(second))
+        routes = (
+            "  - {name: votes, methods: [POST, DELETE], path: /api/votes/**,"
+            " to: monolith, shadow: vote}\n"
+        )
+        # The default read timeout (15 s), not the 1 s of config_text: a dry run waiting
+        # for its fence answers late.
+        text = config_text({"monolith": monolith.url, "vote": vote.url}, routes)
+        text = text.replace("read_timeout: 1.0", "read_timeout: 15.0")
+        store.commit(text, action="t", why="t")
+        router = start_router()
+        auth = {"Authorization": f"Bearer {issue_token(user.pk)['access']}"}
+
+        # (a) A cast: the monolith reports its event to the router only.
+        cast = procs.http.post(
+            router.url + "/api/votes/", json={"choice": first.pk}, headers=auth
+        )
+        assert cast.status_code == 201, cast.text
+        vote_id = cast.json()["id"]
+        assert "X-Strangler-Events" not in cast.headers
+        [record] = records(store.root, 1)
+        assert record["primary"]["headers"]["X-Strangler-Events"] == f"vote:{vote_id}@1"
+        assert record["comparison"]["matched"] is True, record
+        assert record["shadow"]["headers"]["X-Strangler-Dry-Run-Outcome"] == "executed"
+
+        # (b) Its retraction: the service has not applied the cast yet, so the dry run
+        # waits (no record), and executes once the cast is delivered: 204 like the primary.
+        gone = procs.http.delete(f"{router.url}/api/votes/{vote_id}/", headers=auth)
+        assert gone.status_code == 204
+        assert "X-Strangler-Events" not in gone.headers
+        no_new_record(store, 1, 1.0)
+        deliver(vote.url, outbox("vote", vote_id, 1))
+        retract = records(store.root, 2)[1]
+        assert retract["method"] == "DELETE" and retract["shadow"]["status"] == 204
+        assert retract["comparison"]["matched"] is True, retract
+        shadow_headers = retract["shadow"]["headers"]
+        assert shadow_headers["X-Strangler-Dry-Run-Outcome"] == "executed"
+        assert shadow_headers["X-Strangler-Applied"] == f"vote:{vote_id}@1"
+
+        # (c) A new cast on the same question: its dry run waits for the retraction; the
+        # service gets the retraction and the new cast together, so when the dry run may
+        # run the primary's own vote is already there: overtaken, not compared.
+        again = procs.http.post(
+            router.url + "/api/votes/", json={"choice": first.pk}, headers=auth
+        )
+        assert again.status_code == 201, again.text
+        new_id = again.json()["id"]
+        no_new_record(store, 2, 0.5)
+        deliver(vote.url, outbox("vote", vote_id, 2), outbox("vote", new_id, 1))
+        deadline = time.monotonic() + 15
+        while shadow_counts(router).get("overtaken", 0) < 1:
+            assert time.monotonic() < deadline, shadow_counts(router)
+            time.sleep(0.1)
+
+        # A cast on another question: nothing left to wait for, executed and matched.
+        other = procs.http.post(
+            router.url + "/api/votes/", json={"choice": second.pk}, headers=auth
+        )
+        assert other.status_code == 201, other.text
+        assert records(store.root, 3)[2]["comparison"]["matched"] is True
+        counts = shadow_counts(router)
+        assert counts["match"] == 3.0 and counts["overtaken"] == 1.0
+        assert "mismatch" not in counts and "fence-timeout" not in counts
+        status = procs.http.get(
+            router.url + "/_strangler/api/status",
+            headers={"X-Strangler-Operator-Token": procs.OPERATOR_TOKEN},
+        ).json()["shadow"]["votes"]
+        assert (status["compared"], status["not_comparable"], status["parity"]) == (
+            3,
+            1,
+            1.0,
+        )
+        assert len(records(store.root, 3)) == 3  # the overtaken dry run is not recorded
+    assert json.loads(record["shadow"]["body"])["choice"] == first.pk

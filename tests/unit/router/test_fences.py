@@ -1,0 +1,76 @@
+"""The router's book of each principal's unapplied events (the fences of dry runs)."""
+
+from __future__ import annotations
+
+from router.fences import FenceBook
+from strangler.events.refs import MAX_REFS, EventRef
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def ref(aggregate_id: str, seq: int) -> EventRef:
+    return EventRef("vote", aggregate_id, seq)
+
+
+def test_a_principals_events_fence_their_later_dry_runs_on_that_backend_only():
+    book = FenceBook()
+    book.add("vote", "7", [ref("1", 1), ref("2", 3)])
+    assert set(book.fence("vote", "7")) == {ref("1", 1), ref("2", 3)}
+    assert book.fence("vote", "8") == ()
+    assert book.fence("choice", "7") == ()
+
+
+def test_a_later_event_of_the_same_aggregate_replaces_the_earlier():
+    book = FenceBook()
+    book.add("vote", "7", [ref("1", 1)])
+    book.add("vote", "7", [ref("1", 2)])
+    book.add("vote", "7", [ref("1", 1)])  # reported late: the newer seq stays
+    assert book.fence("vote", "7") == (ref("1", 2),)
+
+
+def test_events_reported_applied_are_forgotten_but_newer_ones_stay():
+    book = FenceBook()
+    book.add("vote", "7", [ref("1", 2), ref("2", 1)])
+    book.forget("vote", "7", [ref("1", 1), ref("2", 1)])
+    assert book.fence("vote", "7") == (ref("1", 2),)
+    book.forget("vote", "7", [ref("1", 2)])
+    assert book.fence("vote", "7") == () and len(book) == 0
+
+
+def test_entries_expire_after_the_ttl():
+    clock = Clock()
+    book = FenceBook(ttl=30, clock=clock)
+    book.add("vote", "7", [ref("1", 1)])
+    clock.now += 20
+    book.add("vote", "7", [ref("2", 1)])
+    clock.now += 15
+    assert book.fence("vote", "7") == (ref("2", 1),)
+    clock.now += 20
+    assert book.fence("vote", "7") == () and len(book) == 0
+
+
+def test_the_least_recently_writing_principal_is_dropped_past_the_bound():
+    book = FenceBook(principals=2)
+    book.add("vote", "a", [ref("1", 1)])
+    book.add("vote", "b", [ref("2", 1)])
+    book.add("vote", "a", [ref("3", 1)])
+    book.add("vote", "c", [ref("4", 1)])
+    assert book.fence("vote", "b") == ()
+    assert len(book.fence("vote", "a")) == 2 and book.fence("vote", "c")
+
+
+def test_one_principal_keeps_at_most_max_refs_the_newest():
+    clock = Clock()
+    book = FenceBook(clock=clock)
+    for n in range(MAX_REFS + 5):
+        clock.now += 0.01
+        book.add("vote", "7", [ref(str(n), 1)])
+    kept = book.fence("vote", "7")
+    assert len(kept) == MAX_REFS
+    assert {r.aggregate_id for r in kept} == {str(n) for n in range(5, MAX_REFS + 5)}
