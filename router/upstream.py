@@ -4,11 +4,20 @@ httptools response parser each, per-backend connect and read timeouts, streamed 
 A general client (aiohttp) spent about half of the router's CPU per request building
 objects the router never looks at; this one writes one buffer per request and hands back
 the parsed status, raw headers and body chunks.
+
+A backend that closes every connection (gunicorn's sync workers) needs a connect per
+request. A pool that has seen the backend answer ``Connection: close`` connects on a raw
+socket instead (``Link``): the request is written in the same loop turn as the connect
+(on loopback the handshake is done when ``connect`` returns), with no Task, future or
+transport setup in between, and the gunicorn worker that accepted it never waits for us.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import ipaddress
+import socket
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator
@@ -18,11 +27,13 @@ import httptools
 
 from strangler.routing.schema import Backend
 
-IDLE_SECONDS = (
-    1.5  # below the 5 s keep-alive of uvicorn and gunicorn: never reuse a dying one
-)
+# Below the keep-alive of uvicorn (5 s) and of gunicorn (2 s by default, 5 s as deployed):
+# never reuse a connection the backend is about to close.
+IDLE_SECONDS = 1.5
 HIGH_WATER = 256 * 1024
+RESOLVE_SECONDS = 5.0  # a backend named by host name is looked up again this often
 _NO_BODY_STATUS = frozenset({204, 304})
+_READ_SIZE = 64 * 1024  # under malloc's mmap threshold: no mmap/munmap per read
 
 
 class UpstreamError(Exception):
@@ -80,6 +91,7 @@ class Response(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.parser = None  # breaks the parser <-> protocol cycle: no work for the GC
         self.pool.forget(self)
         if not self.complete:
             if self.head_done and self.content_length is None and not self.error:
@@ -108,6 +120,7 @@ class Response(asyncio.Protocol):
                 length = int(value)
         self.content_length = length
         self.keep_alive = self.parser.should_keep_alive()
+        self.pool.closes = not self.keep_alive
         self.head_done = True
         if self.head_only or self.status in _NO_BODY_STATUS or self.status < 200:
             self.complete = True
@@ -239,6 +252,148 @@ class Response(asyncio.Protocol):
         self.pool.put_back(self, reusable)
 
 
+class Link:
+    """The transport half of a raw non-blocking socket to a plain-HTTP backend: what
+    ``Response`` uses of an asyncio transport (write, close, pause and resume reading).
+
+    ``write`` sends at once; bytes the socket does not take yet (still connecting, or a
+    full buffer) wait for writability, and only then does the connect timeout run. An error before the connection is known to be up
+    fails the exchange as a connect error, so the router answers 502 "unreachable" and a
+    safe request may fall back, as with a refused asyncio connect.
+    """
+
+    __slots__ = (
+        "closed",
+        "connect_timeout",
+        "connected",
+        "fd",
+        "loop",
+        "pending",
+        "protocol",
+        "reading",
+        "sock",
+        "timer",
+    )
+
+    def __init__(
+        self, protocol: Response, sock: socket.socket, connect_timeout: float
+    ) -> None:
+        self.protocol = protocol
+        self.loop = protocol.loop
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.connected = False
+        self.closed = False
+        self.pending = bytearray()
+        self.reading = True
+        self.connect_timeout = connect_timeout
+        self.timer: asyncio.TimerHandle | None = None
+        self.loop.add_reader(self.fd, self._readable)
+        protocol.connection_made(self)
+
+    def write(self, data: bytes) -> None:
+        if self.closed or not data:
+            return
+        if self.pending:
+            self.pending += data
+            return
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self._lost(exc)
+            return
+        if sent:
+            self._up()
+        if sent < len(data):
+            self.pending += data[sent:]
+            self.loop.add_writer(self.fd, self._writable)
+            if not self.connected and self.timer is None:
+                self.timer = self.loop.call_later(
+                    self.connect_timeout, self._connect_timed_out
+                )
+
+    def _writable(self) -> None:
+        if self.closed:
+            return
+        if not self.connected:
+            code = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code:
+                self._lost(OSError(code, errno.errorcode.get(code, str(code))))
+                return
+            self._up()
+        try:
+            sent = self.sock.send(self.pending)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(exc)
+            return
+        del self.pending[:sent]
+        if not self.pending:
+            self.loop.remove_writer(self.fd)
+
+    def _readable(self) -> None:
+        if self.closed:
+            return
+        try:
+            data = self.sock.recv(_READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lost(exc)
+            return
+        if data:
+            self._up()
+            self.protocol.data_received(data)
+        else:
+            self._lost(None)
+
+    def _up(self) -> None:
+        if not self.connected:
+            self.connected = True
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+
+    def _connect_timed_out(self) -> None:
+        self.timer = None
+        if not self.connected and not self.closed:
+            self.protocol._fail(UpstreamError("connect", "connect timed out"))
+            self.close()
+
+    def _lost(self, exc: Exception | None) -> None:
+        if not self.connected and not self.closed:
+            self.protocol._fail(UpstreamError("connect", str(exc or "connect failed")))
+        self.close(exc)
+
+    def pause_reading(self) -> None:
+        if self.reading and not self.closed:
+            self.reading = False
+            self.loop.remove_reader(self.fd)
+
+    def resume_reading(self) -> None:
+        if not self.reading and not self.closed:
+            self.reading = True
+            self.loop.add_reader(self.fd, self._readable)
+
+    def close(self, exc: Exception | None = None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.reading:
+            self.loop.remove_reader(self.fd)
+        if self.pending:
+            self.loop.remove_writer(self.fd)
+        self.sock.close()
+        protocol, self.protocol = self.protocol, None
+        self.loop.call_soon(protocol.connection_lost, exc)
+
+
 class Pool:
     """One backend's keep-alive connections, at most ``backend.max_connections`` open."""
 
@@ -252,6 +407,19 @@ class Pool:
             ssl.create_default_context() if parts.scheme == "https" else None
         )
         self.host_header = parts.netloc.encode("latin-1")
+        # Set from every answer's Connection header: the backend closes after each one.
+        self.closes = False
+        self.address: tuple | None = None
+        self.family = socket.AF_INET
+        self.resolved_at = -RESOLVE_SECONDS
+        try:
+            ip = ipaddress.ip_address(self.host)
+        except ValueError:
+            pass
+        else:
+            self.family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+            self.address = (self.host, self.port)
+            self.resolved_at = float("inf")
         self.idle: list[Response] = []
         self.open = 0
         self.waiters: deque[asyncio.Future] = deque()
@@ -271,6 +439,8 @@ class Pool:
             await waiter
             return await self.acquire()
         self.open += 1
+        if self.closes and self.ssl is None:
+            return await self._connect_raw()
         try:
             _, conn = await asyncio.wait_for(
                 self.loop.create_connection(
@@ -288,6 +458,36 @@ class Pool:
             self._released_slot()
             raise
         conn.reused = False
+        return conn
+
+    async def _connect_raw(self) -> Response:
+        """A new connection on a raw socket (``Link``), holding a slot already taken."""
+        try:
+            if self.loop.time() - self.resolved_at > RESOLVE_SECONDS:
+                infos = await self.loop.getaddrinfo(
+                    self.host, self.port, type=socket.SOCK_STREAM
+                )
+                self.family, _, _, _, self.address = infos[0]
+                self.resolved_at = self.loop.time()
+            sock = socket.socket(self.family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        except OSError as exc:
+            self._released_slot()
+            raise UpstreamError("connect", str(exc)) from None
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            code = sock.connect_ex(self.address)
+        except OSError as exc:
+            sock.close()
+            self._released_slot()
+            raise UpstreamError("connect", str(exc)) from None
+        if code not in (0, errno.EINPROGRESS):
+            sock.close()
+            self.resolved_at = -RESOLVE_SECONDS
+            self._released_slot()
+            raise UpstreamError("connect", errno.errorcode.get(code, str(code)))
+        conn = Response(self)
+        conn.reused = False
+        Link(conn, sock, self.backend.connect_timeout)
         return conn
 
     async def exchange(

@@ -1,0 +1,227 @@
+"""The upstream pool against real sockets: a backend that closes every connection is
+detected and then reached on raw sockets whose request is written in the connect's own
+loop turn; refused and unanswered connects, large bodies both ways, and the switch back
+to kept-alive connections when the backend starts keeping them."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from router.upstream import Link, Pool, UpstreamError
+from strangler.routing.schema import Backend
+
+
+class Backend1:
+    """A threaded HTTP/1.1 backend on a real socket: answers each request with its body's
+    length, closing the connection after every answer while ``close`` is set."""
+
+    def __init__(self, close: bool = True, body: bytes = b"ok", backlog: int = 16):
+        self.close = close
+        self.body = body
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=backlog)
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        self.before_read: Callable[[socket.socket], None] | None = None
+        self.stopped = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> Backend1:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped = True
+        self.listener.close()
+
+    def _serve(self) -> None:
+        while not self.stopped:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._answer, args=(sock,), daemon=True).start()
+
+    def _answer(self, sock: socket.socket) -> None:
+        with sock:
+            if self.before_read is not None:
+                self.before_read(sock)
+            sock.settimeout(5)
+            data = b""
+            while True:
+                while b"\r\n\r\n" not in data:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                head, _, data = data.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                while len(data) < length:
+                    data += sock.recv(1 << 20)
+                data = data[length:]
+                close = self.close
+                body = self.body or str(length).encode()
+                sock.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s"
+                    % (len(body), b"Connection: close\r\n" if close else b"", body)
+                )
+                if close:
+                    return
+
+
+def _pool(port: int, **extra) -> Pool:
+    return Pool(Backend(name="b", url=f"http://127.0.0.1:{port}", **extra))
+
+
+async def _get(pool: Pool, body: bytes | None = None) -> tuple[int, bytes, object]:
+    method = b"POST" if body else b"GET"
+    headers = b"content-length: %d\r\n" % len(body) if body else b""
+    resp = await pool.exchange(method, b"/x", headers, body)
+    data = await resp.read_all()
+    transport = resp.transport
+    resp.release()
+    return resp.status, data, transport
+
+
+def test_a_backend_that_closes_is_detected_and_then_reached_on_raw_sockets():
+    async def scenario(backend: Backend1) -> None:
+        pool = _pool(backend.port)
+        assert not pool.closes
+        status, body, transport = await _get(pool)
+        assert (status, body) == (200, b"ok")
+        assert not isinstance(transport, Link)
+        assert pool.closes
+        for _ in range(3):
+            status, body, transport = await _get(pool)
+            assert (status, body) == (200, b"ok")
+            assert isinstance(transport, Link)
+        await asyncio.sleep(0.05)
+        assert pool.open == 0 and not pool.idle
+
+    with Backend1(close=True) as backend:
+        asyncio.run(scenario(backend))
+        assert backend.connections == 4
+
+
+def test_the_request_is_written_in_the_connects_own_loop_turn():
+    """The backend has not even accepted the connection when the router's task first
+    yields: the whole request must already be waiting in its socket."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    async def scenario() -> None:
+        pool = _pool(port)
+        pool.closes = True
+        exchange = asyncio.ensure_future(pool.exchange(b"GET", b"/now", b"", None))
+        await asyncio.sleep(0)
+        listener.setblocking(False)
+        sock, _ = listener.accept()
+        with sock:
+            sock.setblocking(False)
+            data = sock.recv(65536)
+            assert data.startswith(b"GET /now HTTP/1.1\r\n")
+            assert data.endswith(b"\r\n\r\n")
+            sock.sendall(
+                b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nyes"
+            )
+        resp = await asyncio.wait_for(exchange, 5)
+        assert await resp.read_all() == b"yes"
+        resp.release()
+
+    with listener:
+        asyncio.run(scenario())
+
+
+def test_a_refused_raw_connect_is_a_connect_error_and_frees_its_slot():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    async def scenario() -> None:
+        pool = _pool(port)
+        pool.closes = True
+        with pytest.raises(UpstreamError) as err:
+            await pool.exchange(b"GET", b"/", b"", None)
+        assert err.value.kind == "connect"
+        await asyncio.sleep(0.01)
+        assert pool.open == 0
+
+    asyncio.run(scenario())
+
+
+def test_an_unanswered_raw_connect_times_out_as_a_connect_error():
+    # A listener whose accept queue is full drops new SYNs: the connect never completes.
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as listener:
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)):
+
+            async def scenario() -> None:
+                pool = _pool(port, connect_timeout=0.2)
+                pool.closes = True
+                with pytest.raises(UpstreamError) as err:
+                    await asyncio.wait_for(pool.exchange(b"GET", b"/", b"", None), 5)
+                assert (err.value.kind, str(err.value)) == (
+                    "connect",
+                    "connect timed out",
+                )
+                await asyncio.sleep(0.01)
+                assert pool.open == 0
+
+            asyncio.run(scenario())
+
+
+def test_large_bodies_both_ways_on_raw_sockets():
+    big = b"r" * (3 << 20)
+    upload = b"u" * (4 << 20)
+
+    async def scenario(port: int, port_slow: int) -> None:
+        pool = _pool(port)
+        pool.closes = True
+        resp = await pool.exchange(b"GET", b"/big", b"", None)
+        await asyncio.sleep(
+            0.2
+        )  # the answer piles up: reading pauses at the high water
+        assert resp.paused
+        assert await resp.read_all() == big
+        resp.release()
+        # Larger than the socket buffers of a backend that starts reading late: the rest
+        # waits for writability, and the connect timeout does not apply to it.
+        slow = _pool(port_slow, connect_timeout=0.05)
+        slow.closes = True
+        status, body, transport = await _get(slow, upload)
+        assert isinstance(transport, Link)
+        assert (status, body) == (200, b"%d" % len(upload))
+
+    with (
+        Backend1(close=True, body=big) as backend,
+        Backend1(close=True, body=b"") as slow_backend,
+    ):
+        slow_backend.before_read = lambda sock: time.sleep(0.2)
+        asyncio.run(scenario(backend.port, slow_backend.port))
+
+
+def test_a_backend_that_starts_keeping_connections_gets_them_reused():
+    async def scenario(backend: Backend1) -> None:
+        pool = _pool(backend.port)
+        await _get(pool)
+        assert pool.closes
+        backend.close = False
+        _, _, first = await _get(pool)
+        assert isinstance(first, Link) and not pool.closes
+        for _ in range(3):
+            _, body, transport = await _get(pool)
+            assert body == b"ok" and transport is first
+
+    with Backend1(close=True) as backend:
+        asyncio.run(scenario(backend))
+        assert backend.connections == 2
