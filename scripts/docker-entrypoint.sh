@@ -11,8 +11,10 @@ serve_django() {
     fi
     export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-/tmp/prometheus}"
     rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+    # gthread keeps connections alive: the router reuses them (docs/router.md, Performance).
     exec gunicorn "$module.wsgi" --bind "0.0.0.0:${PORT:-8000}" --workers "$workers" \
-        --threads 4 --access-logfile - --graceful-timeout 10
+        --worker-class gthread --threads 4 --keep-alive 5 --access-logfile - \
+        --graceful-timeout 10
 }
 
 case "$role" in

@@ -41,10 +41,12 @@ class Process:
 
 
 def gunicorn(module: str, port: int, workers: int = 2) -> list[str]:
+    # gthread keeps connections alive, so the router reuses its upstream connections
+    # instead of connecting per request (docs/router.md, "Performance").
     return [
         PYTHON, "-m", "gunicorn", f"{module}.wsgi", "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers), "--threads", "4", "--access-logfile", "-",
-        "--graceful-timeout", "10",
+        "--workers", str(workers), "--worker-class", "gthread", "--threads", "4",
+        "--keep-alive", "5", "--access-logfile", "-", "--graceful-timeout", "10",
     ]  # fmt: skip
 
 
