@@ -15,8 +15,10 @@ comparable: counted apart, neither a match nor a mismatch, and not recorded.
 A safe request whose answers differ is not counted yet: writes reach a service through the
 outbox and the consumer some time after the monolith answered, so a read racing one compares
 fresh data with stale. After ``shadow_recheck_seconds`` the request goes again to both
-backends; if those answers match the pair *converged* (a match that lagged), otherwise it
-is a mismatch. A recheck that cannot run (bound reached, a backend failing, shutdown)
+backends; if those answers match the pair *converged* (a match that lagged). While users
+write, a recheck can race a newer write in its turn, so a pair that still differs is
+rechecked again, up to ``RECHECKS`` times in all; one that differs every time is a
+mismatch. A recheck that cannot run (bound reached, a backend failing, shutdown)
 leaves the first mismatch standing, counted as ``unconfirmed`` too.
 """
 
@@ -70,6 +72,7 @@ class ShadowJob:
     primary_pool: Pool | None = None
     recheck_seconds: float = 0.0
     first: ShadowPair | None = None  # set on the recheck of a pair that differed
+    rechecked: int = 0  # rechecks already done
     principal: str | None = None  # whose earlier writes fence this dry run
     fence: tuple[EventRef, ...] = ()
     overtake: tuple[EventRef, ...] = ()  # the events of the primary's own answer
@@ -78,6 +81,9 @@ class ShadowJob:
 # Each request ends as one of the first eight; "unconfirmed" also marks a mismatch whose
 # recheck could not run.
 NOT_COMPARABLE = (FENCE_TIMEOUT, OVERTAKEN)
+# Each recheck of a read that differed races the writes in flight at its own moment; a
+# real difference persists through all of them.
+RECHECKS = 3
 RESULTS = (
     "match",
     "converged",
@@ -291,6 +297,9 @@ class Shadower:
                 self._unconfirmed(job)
                 return
         result = self._compare(job, primary, candidate)
+        if not result.matched and job.rechecked + 1 < RECHECKS:
+            self._schedule(replace(job, rechecked=job.rechecked + 1), job.first)
+            return
         self.counts.add(
             job.route, job.backend, "converged" if result.matched else "mismatch"
         )

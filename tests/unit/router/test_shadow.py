@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from router.shadow import Shadower, ShadowJob
+from router.shadow import RECHECKS, Shadower, ShadowJob
 from router.upstream import UpstreamError
 from strangler.cli import main
 from strangler.compare import Exchange, compare
@@ -127,11 +127,22 @@ def test_stale_shadow_that_catches_up_is_converged_not_a_mismatch(tmp_path):
     assert ShadowRecord.from_dict(record).converged
 
 
+def test_a_recheck_racing_newer_writes_is_rechecked_again_until_it_converges(tmp_path):
+    stale_twice = FakePool(lambda n: 0 if n <= 2 else 1)
+    primary = FakePool(lambda n: 1)
+    s = shadower(tmp_path)
+    [record] = run(s, tmp_path, job(stale_twice, primary))
+    assert counts(s) == {"converged": 1}
+    assert len(primary.calls) == 2 and len(stale_twice.calls) == 3
+    assert json.loads(record["first"]["shadow"]["body"])["value"] == 0
+
+
 def test_persistent_difference_is_a_mismatch_with_both_pairs(tmp_path):
     s = shadower(tmp_path)
     shadow = FakePool(lambda n: 2)
     [record] = run(s, tmp_path, job(shadow, FakePool(lambda n: 1)))
     assert counts(s) == {"mismatch": 1}
+    assert len(shadow.calls) == 1 + RECHECKS
     assert record["comparison"]["matched"] is False
     assert record["first"]["comparison"]["matched"] is False
     assert json.loads(record["shadow"]["body"])["value"] == 2
