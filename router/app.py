@@ -384,7 +384,7 @@ class Router:
         block = self._upstream_block(req, request_id, body, stream)
         target = req.raw_path + b"?" + req.query if req.query else req.raw_path
         # A shadowed write: the primary gets the router's token, so it reports the events
-        # it commits; the principal's earlier ones are the fence of this dry run.
+        # it commits; the principal's earlier ones are the fence of its dry run.
         fenced = (
             shadow is not None
             and not safe
@@ -393,7 +393,6 @@ class Router:
         )
         sent = block + self._token_line if fenced else block
         principal = self._principal(route, hmap) if fenced else None
-        fence = self.shadower.fences.fence(shadow.to, principal) if principal else ()
         candidates = [backend]
         if safe and route.fallback and route.fallback != backend and not forced:
             candidates.append(route.fallback)
@@ -429,6 +428,10 @@ class Router:
             return
 
         route_line, logged = state.label(route, served_by)
+        # Taken at the answer, not at the request: a write of the same user answered in
+        # between may well have committed before this one decided (two casts on one
+        # question: the second waits on the first's unique key and answers 409).
+        fence = self.shadower.fences.fence(shadow.to, principal) if principal else ()
         events = self._events(resp, shadow.to, principal) if fenced else ()
         captured = (
             _Capture(settings.shadow_max_body_bytes)
