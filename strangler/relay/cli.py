@@ -27,6 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--producer", required=True, help="monolith, vote or choice")
     add_settings_argument(parser)
+    add_relay_options(parser)
+
+
+def add_relay_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared with ``manage.py relay`` (which has Django's own ``--settings``)."""
     parser.add_argument("--batch-size", type=int, default=500, help="rows per claim")
     parser.add_argument(
         "--drain", action="store_true", help="exit once the outbox is empty"
@@ -47,11 +52,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     stop = stop_on_signals()
+    check_options(args)
+    setup_django(args.settings, args.producer)
+    return execute(args, stop)
+
+
+def check_options(args: argparse.Namespace) -> None:
     if args.purge_sent_older_than is not None and args.purge_sent_older_than < 0:
         raise CommandError("--purge-sent-older-than must be at least 0 seconds")
     if args.dry_run and args.purge_sent_older_than is None:
         raise CommandError("--dry-run only applies to --purge-sent-older-than")
-    setup_django(args.settings, args.producer)
+
+
+def execute(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
+    """The relay (or the purge dry run) once Django is set up for ``args.producer``."""
     if args.dry_run:
         from strangler.relay.purge import purge_sent
 

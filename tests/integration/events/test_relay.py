@@ -4,6 +4,8 @@ parallel relays and broker outages."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -16,6 +18,7 @@ from strangler.dualwrite.models import OutboxEvent
 from strangler.relay.runner import Relay
 from strangler.relay.transports import AmqpTransport
 from tests.integration.events.conftest import (
+    ROOT,
     drain_queue,
     emit_votes,
     process_env,
@@ -201,6 +204,43 @@ def test_relay_cli_purges_sent_rows_and_dry_run_only_counts(forward, queue, tmp_
     assert "8 sent events purged" in log.read_text()
     assert OutboxEvent.objects.count() == 4
     assert not OutboxEvent.objects.filter(sent_at__isnull=True).exists()
+
+
+def test_manage_py_relay_takes_the_same_purge_options(forward, queue, tmp_path):
+    emit_votes(6)
+    age_outbox({n: 48 for n in range(4)})
+    env = process_env(queue)
+    purge = ["relay", "--producer", "monolith", "--purge-sent-older-than", "3600"]
+    manage = [sys.executable, str(ROOT / "monolith" / "manage.py")]
+
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*manage, *purge, *extra],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    dry = run("--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "4 sent events older than 3600s (dry run)" in dry.stdout
+    assert OutboxEvent.objects.count() == 6
+    drained = run("--drain")
+    assert drained.returncode == 0, drained.stderr
+    assert "4 sent events purged" in drained.stdout
+    assert OutboxEvent.objects.count() == 2
+    refused = subprocess.run(
+        [*manage, "relay", "--producer", "monolith", "--dry-run"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode != 0
+    assert "--dry-run only applies to --purge-sent-older-than" in refused.stderr
 
 
 def test_relay_cli_refuses_dry_run_without_purge(forward, tmp_path):

@@ -1,6 +1,8 @@
-"""``manage.py relay --producer NAME``: the same loop as ``strangler relay``."""
+"""``manage.py relay --producer NAME``: the same loop and options as ``strangler relay``."""
 
 from __future__ import annotations
+
+import argparse
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -13,15 +15,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--producer", required=True)
-        parser.add_argument("--batch-size", type=int, default=500)
-        parser.add_argument("--drain", action="store_true")
+        relay_cli.add_relay_options(parser)
 
     def handle(self, *args, **options) -> None:
+        stop = relay_cli.stop_on_signals()
+        namespace = argparse.Namespace(
+            producer=options["producer"],
+            batch_size=options["batch_size"],
+            drain=options["drain"],
+            purge_sent_older_than=options["purge_sent_older_than"],
+            dry_run=options["dry_run"],
+        )
         try:
-            relay_cli.run(
-                producer=options["producer"],
-                batch_size=options["batch_size"],
-                drain=options["drain"],
-            )
+            relay_cli.check_options(namespace)
+            relay_cli.execute(namespace, stop)
         except cli.CommandError as exc:
             raise CommandError(str(exc)) from exc
