@@ -27,10 +27,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+import requests
 
 from strangler.auth.tokens import issue_token
 from tests.e2e import stack as s
-from tests.e2e.full_stack import FullStack, Load, plan_copies
+from tests.e2e.full_stack import OPERATOR_TOKEN, FullStack, Load, plan_copies
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.timeout(600)]
 
@@ -213,12 +214,12 @@ def test_a_corrupted_row_refuses_shadow_until_reconciled(full, load, tmp_path):
     )
     assert fixed.returncode == 0, fixed.stderr
 
-    # From shadow to reads the load only reads: the router's shadow comparison is not
-    # lag-aware, so a read racing a vote still on its way to the service (or a shadowed
-    # cast the service already knows from the event) is a mismatch, and 0.999 would never
-    # hold under writes. The forward path is drained first so every comparison is fair.
-    load.mix(write_ratio=0, retract_ratio=0)
-    s.wait_until(full.forward_drained, "forward path drained", full.logs)
+    # The load keeps casting and retracting through shadow, canary and reads, and the
+    # parity gates (0.999) still hold: a read that raced a vote on its way to the service
+    # is rechecked and converges; a shadowed cast or retraction is a dry run fenced on the
+    # same user's earlier writes (it waits until the service applied their events), and
+    # one whose own primary's event reached the service first is "overtaken": not
+    # comparable, outside the rate and the sample count (docs/router.md, "Causal fences").
     advance(full, "vote")
     after = snapshot(full)
     assert after["stage"] == "shadow" and after["router"] > before["router"]
@@ -245,9 +246,21 @@ def assert_no_vote_lost(full: FullStack, tally, table_db: str, table: str) -> se
 def test_b_choice_alongside_then_rollback_from_writes_to_reads_loses_no_vote(
     full, load
 ):
-    advance(full, "vote")  # canary
-    advance(full, "vote")  # reads
-    load.mix(write_ratio=WRITE_RATIO, retract_ratio=RETRACT_RATIO)
+    for stage in ("canary", "reads"):
+        moved = advance(full, "vote")
+        parity = [
+            f"{g['name']}={g['value']} ({g['detail']})"
+            for g in moved["steps"][-1]["gates"]
+            if g["name"].startswith("parity_")
+        ]
+        shadow = requests.get(
+            f"{full.router_url}/_strangler/api/status",
+            headers={"X-Strangler-Operator-Token": OPERATOR_TOKEN},
+            timeout=10,
+        ).json()["shadow"]
+        # The figures, shown with pytest -rP.
+        print(f"vote → {stage}: {'; '.join(parity)}\nrouter shadow counts: {shadow}")
+        assert len(parity) == 2, moved
     assert_results_correct(full, load, "reads", "monolith")
 
     with paused(load):
