@@ -349,12 +349,6 @@ class Load:
             thread.join(60)
         return self.tally
 
-    def mix(self, *, write_ratio: float, retract_ratio: float) -> None:
-        """Change the share of casts and retractions (restarts the workers)."""
-        self.stop()
-        self.args.write_ratio, self.args.retract_ratio = write_ratio, retract_ratio
-        self.start()
-
     def count(self, kind: str) -> int:
         with self.tally.lock:
             return sum(
