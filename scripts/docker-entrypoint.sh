@@ -3,6 +3,7 @@
 set -eu
 role="${STRANGLER_ROLE:?set STRANGLER_ROLE (monolith, vote, choice, router, relay, consume)}"
 workers="${WEB_WORKERS:-2}"
+threads="${WEB_THREADS:-4}"
 
 serve_django() {
     project="$1"; module="$2"
@@ -13,7 +14,7 @@ serve_django() {
     rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
     # gthread keeps connections alive: the router reuses them (docs/router.md, Performance).
     exec gunicorn "$module.wsgi" --bind "0.0.0.0:${PORT:-8000}" --workers "$workers" \
-        --worker-class gthread --threads 4 --keep-alive 5 --access-logfile - \
+        --worker-class gthread --threads "$threads" --keep-alive 5 --access-logfile - \
         --graceful-timeout 10
 }
 
