@@ -86,6 +86,41 @@ def test_seq_increases_per_aggregate_across_transactions(forward):
     ] == [1, 2, 3]
 
 
+def prepared_statements() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_emit_is_prepared_once_per_session_and_survives_rollback_and_reconnect(
+    forward,
+):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        emit(entity="choice", type="choice.updated", aggregate_id=5, data={"id": 5})
+        raise RuntimeError("rolled back after the statement was prepared")
+    assert prepared_statements() == ["strangler_outbox_emit"]
+    for _ in range(2):
+        with transaction.atomic():
+            emit(entity="choice", type="choice.updated", aggregate_id=5, data={"id": 5})
+        assert prepared_statements() == ["strangler_outbox_emit"]
+        connection.close()  # a new session must prepare it again
+    assert list(OutboxEvent.objects.values_list("seq", flat=True)) == [1, 2]
+
+
+def test_emit_without_prepared_statements_for_session_resetting_poolers(
+    forward, settings
+):
+    connection.close()
+    settings.STRANGLER_DUALWRITE = {
+        **getattr(settings, "STRANGLER_DUALWRITE", {}),
+        "PREPARED_STATEMENTS": False,
+    }
+    with transaction.atomic():
+        event = emit(entity="vote", type="vote.created", aggregate_id=3, data={})
+    assert prepared_statements() == []
+    assert OutboxEvent.objects.get().event_id == event.id
+
+
 def test_concurrent_transactions_never_share_a_seq(forward):
     import threading
 

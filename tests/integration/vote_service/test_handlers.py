@@ -164,9 +164,10 @@ def test_a_batch_of_votes_is_one_run_of_a_constant_number_of_statements():
     events = [created(n, user=n) for n in range(1, 201)]
     with CaptureQueriesContext(connection) as queries:
         assert apply_events(events, handlers) == [Outcome.APPLIED] * 200
-    # inbox, versions lock, versions write; tombstones, rows, insert (savepoints aside)
+    # inbox, versions lock, versions write, seq counters raised; tombstones, rows, insert
+    # (savepoints aside)
     statements = [q for q in queries if "SAVEPOINT" not in q["sql"]]
-    assert len(statements) == 6, [q["sql"][:60] for q in statements]
+    assert len(statements) == 7, [q["sql"][:60] for q in statements]
     assert rows() == [(n, 3, 1, n, 1) for n in range(1, 201)]
 
 
