@@ -11,6 +11,8 @@ import threading
 from strangler.cli import CommandError
 from strangler.dualwrite.cli import add_settings_argument, setup_django
 
+DEFAULT_WORKERS = 2
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -37,6 +39,13 @@ def add_relay_options(parser: argparse.ArgumentParser) -> None:
         "--drain", action="store_true", help="exit once the outbox is empty"
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        help="relay loops in this process, each with its own database and broker "
+        "connection: one claims and marks while another waits for confirms (default "
+        f"{DEFAULT_WORKERS} on PostgreSQL, 1 on SQLite, which has one writer at a time)",
+    )
+    parser.add_argument(
         "--purge-sent-older-than",
         type=float,
         metavar="SECONDS",
@@ -58,6 +67,8 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def check_options(args: argparse.Namespace) -> None:
+    if args.workers is not None and args.workers < 1:
+        raise CommandError("--workers must be at least 1")
     if args.purge_sent_older_than is not None and args.purge_sent_older_than < 0:
         raise CommandError("--purge-sent-older-than must be at least 0 seconds")
     if args.dry_run and args.purge_sent_older_than is None:
@@ -80,6 +91,7 @@ def execute(args: argparse.Namespace, stop: threading.Event | None = None) -> in
         drain=args.drain,
         stop=stop,
         purge_sent_older_than=args.purge_sent_older_than,
+        workers=args.workers,
     )
 
 
@@ -99,11 +111,13 @@ def run(
     drain: bool,
     stop: threading.Event | None = None,
     purge_sent_older_than: float | None = None,
+    workers: int | None = None,
 ) -> int:
     """Run a relay in this process; SIGTERM/SIGINT finish the current batch and exit 0."""
     from django.conf import settings
+    from django.db import DEFAULT_DB_ALIAS, connections
 
-    from strangler.relay.runner import Relay, default_transport
+    from strangler.relay.runner import Relay, default_transport, run_relays
 
     if batch_size < 1:
         raise CommandError("--batch-size must be at least 1")
@@ -116,19 +130,33 @@ def run(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
     )
     logging.getLogger("pika").setLevel(logging.WARNING)
+    vendor = connections[DEFAULT_DB_ALIAS].vendor
+    if workers is None:
+        workers = DEFAULT_WORKERS if vendor == "postgresql" else 1
+    if workers > 1 and vendor == "sqlite":
+        raise CommandError(
+            f"--workers {workers}: SQLite has one writer at a time, so more relay loops "
+            "would only queue for its lock; use --workers 1 (the default on SQLite)"
+        )
     try:
-        transport = default_transport()
+        transports = [default_transport() for _ in range(workers)]
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
     stop = stop or stop_on_signals()
-    relay = Relay(
-        transport,
-        producer=producer,
-        batch_size=batch_size,
-        purge_sent_older_than=purge_sent_older_than,
-    )
-    relay.run(stop, drain=drain)
-    print(f"relay {producer}: {relay.sent_total} events sent", file=sys.stderr)
+    relays = [
+        Relay(
+            transport,
+            producer=producer,
+            batch_size=batch_size,
+            # One of them purges; the others only relay.
+            purge_sent_older_than=purge_sent_older_than if n == 0 else None,
+        )
+        for n, transport in enumerate(transports)
+    ]
+    run_relays(relays, stop, drain=drain)
+    sent = [relay.sent_total for relay in relays]
+    shares = f" (by worker: {', '.join(map(str, sent))})" if len(sent) > 1 else ""
+    print(f"relay {producer}: {sum(sent)} events sent{shares}", file=sys.stderr)
     if purge_sent_older_than is not None:
-        print(f"relay {producer}: {relay.purged_total} sent events purged")
+        print(f"relay {producer}: {relays[0].purged_total} sent events purged")
     return 0

@@ -141,3 +141,38 @@ class Relay:
                     break
                 stop.wait(self.poll_interval)
         self.transport.close()
+
+
+def run_relays(relays: list[Relay], stop: threading.Event, *, drain: bool) -> None:
+    """Run ``relays`` at once in this process, each in its own thread with its own database
+    connection and transport, under the claiming rules of separate relay processes
+    (``claim.py``: no row twice, order per aggregate kept). While one waits for the broker
+    to confirm its batch, another claims and marks the next: the broker's work and the
+    database's overlap. An unexpected error in any of them stops them all and is raised."""
+    failures: list[BaseException] = []
+
+    def work(relay: Relay) -> None:
+        try:
+            relay.run(stop, drain=drain)
+        except BaseException as exc:  # re-raised in the calling thread below
+            failures.append(exc)
+            stop.set()
+        finally:
+            connections.close_all()  # this thread's own connections
+
+    threads = [
+        threading.Thread(target=work, args=(relay,), name=f"relay-{n}", daemon=True)
+        for n, relay in enumerate(relays[1:], start=1)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        relays[0].run(stop, drain=drain)
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        for thread in threads:
+            thread.join()
+    if failures:
+        raise failures[0]

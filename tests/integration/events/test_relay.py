@@ -4,6 +4,7 @@ parallel relays and broker outages."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -62,9 +63,8 @@ def test_three_parallel_relays_publish_each_row_exactly_once_in_order(
     logs = "".join((tmp_path / f"relay{n}.log").read_text() for n in range(3))
     assert [r.returncode for r in relays] == [0, 0, 0], logs
     sent_by = [
-        int(line.rsplit(":", 1)[1].split()[0])
-        for line in logs.splitlines()
-        if " events sent" in line
+        int(found.group(1))
+        for found in re.finditer(r"relay monolith: (\d+) events sent", logs)
     ]
     assert sum(sent_by) == 3000
     assert sum(1 for n in sent_by if n > 0) >= 2, (
@@ -187,6 +187,40 @@ def test_purge_deletes_only_rows_sent_before_the_cutoff_in_batches(forward):
     assert kept == set(expected_kept[20:])
     assert OutboxEvent.objects.filter(sent_at__isnull=True).count() == 5
     assert purge_sent(older_than=86400) == 0
+
+
+def test_one_relay_process_with_workers_publishes_each_row_once_in_order(
+    forward, queue, amqp_url, tmp_path
+):
+    expected = emit_votes(3000, aggregates=30)
+    log = tmp_path / "relay.log"
+    relay = start(
+        ["relay", "--producer", "monolith", "--workers", "3", "--batch-size", "10",
+         "--drain"],
+        process_env(queue),
+        log,
+    )  # fmt: skip
+    assert relay.wait(120) == 0, log.read_text()
+    line = next(x for x in log.read_text().splitlines() if " events sent" in x)
+    assert "relay monolith: 3000 events sent (by worker: " in line, line
+    shares = [int(n) for n in line.rsplit("(by worker: ", 1)[1].rstrip(")").split(", ")]
+    assert len(shares) == 3 and sum(shares) == 3000
+    assert sum(1 for n in shares if n > 0) >= 2, f"workers did not share: {shares}"
+    messages = drain_queue(amqp_url, queue)
+    ids = Counter(props.message_id for props, _ in messages)
+    assert set(ids) == set(expected)
+    assert max(ids.values()) == 1, "a row was published twice"
+    assert_in_order_per_aggregate(messages)
+    assert not OutboxEvent.objects.filter(sent_at__isnull=True).exists()
+
+
+def test_relay_cli_refuses_zero_workers(forward, tmp_path):
+    log = tmp_path / "relay.log"
+    relay = start(
+        ["relay", "--producer", "monolith", "--workers", "0"], process_env(), log
+    )
+    assert relay.wait(60) != 0
+    assert "--workers must be at least 1" in log.read_text()
 
 
 def test_relay_cli_purges_sent_rows_and_dry_run_only_counts(forward, queue, tmp_path):

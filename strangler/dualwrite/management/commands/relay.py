@@ -23,6 +23,7 @@ class Command(BaseCommand):
             producer=options["producer"],
             batch_size=options["batch_size"],
             drain=options["drain"],
+            workers=options["workers"],
             purge_sent_older_than=options["purge_sent_older_than"],
             dry_run=options["dry_run"],
         )
