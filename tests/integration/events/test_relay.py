@@ -42,6 +42,16 @@ def assert_in_order_per_aggregate(messages) -> None:
         last[event["aggregate_id"]] = event["seq"]
 
 
+def assert_published_once_in_order(amqp_url: str, queue: str, expected) -> None:
+    """Every row on the queue exactly once, in seq order per aggregate, none left unsent."""
+    messages = drain_queue(amqp_url, queue)
+    ids = Counter(props.message_id for props, _ in messages)
+    assert set(ids) == set(expected)
+    assert max(ids.values()) == 1, "a row was published twice"
+    assert_in_order_per_aggregate(messages)
+    assert not OutboxEvent.objects.filter(sent_at__isnull=True).exists()
+
+
 def test_three_parallel_relays_publish_each_row_exactly_once_in_order(
     forward, queue, amqp_url, tmp_path
 ):
@@ -70,12 +80,7 @@ def test_three_parallel_relays_publish_each_row_exactly_once_in_order(
     assert sum(1 for n in sent_by if n > 0) >= 2, (
         f"relays did not share the work: {sent_by}"
     )
-    messages = drain_queue(amqp_url, queue)
-    ids = Counter(props.message_id for props, _ in messages)
-    assert set(ids) == set(expected)
-    assert max(ids.values()) == 1, "a row was published twice"
-    assert_in_order_per_aggregate(messages)
-    assert not OutboxEvent.objects.filter(sent_at__isnull=True).exists()
+    assert_published_once_in_order(amqp_url, queue, expected)
 
 
 def test_relay_rides_out_a_broker_outage_and_delivers_everything(
@@ -206,12 +211,7 @@ def test_one_relay_process_with_workers_publishes_each_row_once_in_order(
     shares = [int(n) for n in line.rsplit("(by worker: ", 1)[1].rstrip(")").split(", ")]
     assert len(shares) == 3 and sum(shares) == 3000
     assert sum(1 for n in shares if n > 0) >= 2, f"workers did not share: {shares}"
-    messages = drain_queue(amqp_url, queue)
-    ids = Counter(props.message_id for props, _ in messages)
-    assert set(ids) == set(expected)
-    assert max(ids.values()) == 1, "a row was published twice"
-    assert_in_order_per_aggregate(messages)
-    assert not OutboxEvent.objects.filter(sent_at__isnull=True).exists()
+    assert_published_once_in_order(amqp_url, queue, expected)
 
 
 def test_relay_cli_refuses_zero_workers(forward, tmp_path):
