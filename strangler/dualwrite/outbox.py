@@ -135,7 +135,18 @@ RETURNING seq
 # transaction mode, DISCARD ALL) needs ``STRANGLER_DUALWRITE["PREPARED_STATEMENTS"] =
 # False``.
 _PREPARED = "strangler_outbox_emit"
-_PG_PARAM_TYPES = "text, text, uuid, text, text, text, text, timestamptz"
+_PG_PARAM_TYPES = (
+    "text",
+    "text",
+    "uuid",
+    "text",
+    "text",
+    "text",
+    "text",
+    "timestamptz",
+)
+_PREPARE = f"PREPARE {_PREPARED} ({', '.join(_PG_PARAM_TYPES)}) AS "
+_EXECUTE = f"EXECUTE {_PREPARED} ({', '.join(['%s'] * len(_PG_PARAM_TYPES))})"
 
 
 def _pg_execute(connection, cursor, params: list) -> None:
@@ -146,10 +157,9 @@ def _pg_execute(connection, cursor, params: list) -> None:
     if getattr(connection, "_strangler_prepared_on", None) is not raw:
         numbered = iter(range(1, len(params) + 1))
         body = re.sub("%s", lambda _: f"${next(numbered)}", _sql(_PG_INSERT))
-        cursor.execute(f"PREPARE {_PREPARED} ({_PG_PARAM_TYPES}) AS {body}")
+        cursor.execute(_PREPARE + body)
         connection._strangler_prepared_on = raw
-    placeholders = ", ".join(["%s"] * len(params))
-    cursor.execute(f"EXECUTE {_PREPARED} ({placeholders})", params)
+    cursor.execute(_EXECUTE, params)
 
 
 @functools.cache
