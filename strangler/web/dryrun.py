@@ -33,6 +33,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from strangler.api.errors import json_error
 from strangler.dualwrite.guard import rolled_back_dry_run
 from strangler.events.refs import (
     APPLIED_HEADER,
@@ -86,7 +87,7 @@ def fence_seconds() -> float:
 
 
 def _refuse(message: str, code: str = "dry_run_forbidden", status: int = 403):
-    return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+    return json_error(status, code, message)
 
 
 def _not_run(outcome: str, applied: set[EventRef], missing: set[EventRef]):
