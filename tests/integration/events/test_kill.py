@@ -3,6 +3,7 @@ is still applied exactly once (the full sets are compared, not counts)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import signal
@@ -81,12 +82,15 @@ def test_killed_relay_and_consumer_still_apply_every_event_exactly_once(
     producer = threading.Thread(target=cast_votes, args=(VOTES, emitted, done))
     producer.start()
     kills = Counter()
+    # Alternate the victims from a random start: a random pick for each of the 8 kills
+    # left one of them unkilled once in 128 runs, and the test then failed on that.
+    victims = itertools.cycle(rng.sample(sorted(procs), len(procs)))
     try:
         while not done.is_set() or sum(kills.values()) < KILLS:
             time.sleep(rng.uniform(0.2, 1.5))
             if sum(kills.values()) >= KILLS:
                 continue
-            name = rng.choice(sorted(procs))
+            name = next(victims)
             procs[name].send_signal(signal.SIGKILL)
             procs[name].wait(10)
             kills[name] += 1
