@@ -15,6 +15,7 @@ import signal
 import socket
 import time
 from collections import deque
+from collections.abc import Awaitable
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
@@ -311,27 +312,42 @@ class HttpConnection(asyncio.Protocol):
         self.active = req
         self._reset_response()
         self.head_only = req.method == "HEAD"
+        try:
+            # A plain forward with a connection at hand runs on callbacks alone; the
+            # rest (and what the callbacks hand back) runs as a Task.
+            if self.app.fast(req, self):
+                return
+        except Exception:
+            self.crashed()
+            self.finish(req)
+            return
         self.loop.create_task(self._run(req))
 
-    async def _run(self, req: Request) -> None:
+    async def _run(self, req: Request, work: Awaitable[None] | None = None) -> None:
+        """Answer ``req`` by the router's ``handle``, or finish it by ``work``."""
         try:
-            await self.app.handle(req, self)
+            await (self.app.handle(req, self) if work is None else work)
         except ClientGone:
             self.close()
         except Exception:
-            log.exception("request failed inside the router")
-            if not self.started and not self.closed:
-                body = b'{"error": {"code": "router_error", "message": "The router failed."}}'
-                self.respond(
-                    500,
-                    b"content-type: application/json\r\ncontent-length: %d\r\n"
-                    % len(body),
-                    body,
-                )
-            self.close_after = True
-        self._finish(req)
+            self.crashed()
+        self.finish(req)
 
-    def _finish(self, req: Request) -> None:
+    def crashed(self) -> None:
+        """The router failed on the active request: 500 if nothing was sent yet."""
+        log.exception("request failed inside the router")
+        if not self.started and not self.closed:
+            body = (
+                b'{"error": {"code": "router_error", "message": "The router failed."}}'
+            )
+            self.respond(
+                500,
+                b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body),
+                body,
+            )
+        self.close_after = True
+
+    def finish(self, req: Request) -> None:
         self.active = None
         self.last_active = self.loop.time()
         unread = req.stream is not None and not req.stream.done

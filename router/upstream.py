@@ -14,13 +14,14 @@ transport setup in between, and the gunicorn worker that accepted it never waits
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import errno
 import ipaddress
 import socket
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
 import httptools
@@ -31,6 +32,8 @@ from strangler.routing.schema import Backend
 # never reuse a connection the backend is about to close.
 IDLE_SECONDS = 1.5
 HIGH_WATER = 256 * 1024
+SWEEP_SECONDS = 0.05  # how late a read timeout may be noticed
+WHOLE_BELOW = 64 * 1024  # a body of known length up to this is awaited whole
 RESOLVE_SECONDS = 5.0  # a backend named by host name is looked up again this often
 _NO_BODY_STATUS = frozenset({204, 304})
 _READ_SIZE = 64 * 1024  # under malloc's mmap threshold: no mmap/munmap per read
@@ -59,6 +62,9 @@ class Response(asyncio.Protocol):
         self._reset()
 
     def _reset(self) -> None:
+        self.notify: Callable[[], None] | None = None
+        self.feeding = False
+        self.woken = False
         self.status = 0
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self.content_length: int | None = None
@@ -73,7 +79,6 @@ class Response(asyncio.Protocol):
         self.head_only = False
         self.paused = False
         self.last_activity = 0.0
-        self.timer: asyncio.TimerHandle | None = None
 
     # --- asyncio.Protocol ----------------------------------------------------------------
 
@@ -83,14 +88,24 @@ class Response(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True
         self.last_activity = self.loop.time()
+        self.feeding = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
+            self.feeding = False
             self._fail(UpstreamError("error", f"bad response: {exc}"))
             self.transport.close()
+        self.feeding = False
+        if self.woken:
+            # A callback exchange hears once per read, after the parser is done with it:
+            # a head and a whole body arriving together are one answer, not a stream.
+            self.woken = False
+            if self.notify is not None:
+                self.notify()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.pool.inflight.discard(self)
         self.parser = None  # breaks the parser <-> protocol cycle: no work for the GC
         self.pool.forget(self)
         if not self.complete:
@@ -136,14 +151,18 @@ class Response(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.complete = True
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.pool.inflight.discard(self)
         self._wake()
 
     # --- the exchange --------------------------------------------------------------------
 
     def _wake(self) -> None:
+        if self.notify is not None:
+            if self.feeding:
+                self.woken = True
+            else:
+                self.notify()
+            return
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -153,19 +172,16 @@ class Response(asyncio.Protocol):
             self.error = error
         self._wake()
 
-    def _check_timeout(self) -> None:
-        self.timer = None
-        if self.complete or self.closed:
-            return
-        timeout = self.pool.backend.read_timeout
-        idle = self.loop.time() - self.last_activity
-        if self.waiter is not None and idle >= timeout:
-            self._fail(UpstreamError("timeout", "no answer in time"))
-            self.transport.close()
-            return
-        self.timer = self.loop.call_at(
-            self.last_activity + timeout, self._check_timeout
-        )
+    def expired(self, now: float) -> bool:
+        """Past the read timeout while the router waits on the backend (a body paused
+        for a slow client is not the backend's fault)?"""
+        return (
+            self.waiter is not None or self.notify is not None
+        ) and now - self.last_activity >= self.pool.backend.read_timeout
+
+    def time_out(self) -> None:
+        self._fail(UpstreamError("timeout", "no answer in time"))
+        self.transport.close()
 
     async def _wait(self) -> None:
         self.last_activity = self.loop.time()
@@ -179,9 +195,7 @@ class Response(asyncio.Protocol):
         self._reset()
         self.head_only = head_only
         self.last_activity = self.loop.time()
-        self.timer = self.loop.call_at(
-            self.last_activity + self.pool.backend.read_timeout, self._check_timeout
-        )
+        self.pool.watch(self)
         self.transport.write(head + body if body else head)
 
     async def send_stream(self, chunks: AsyncIterator[bytes], chunked: bool) -> None:
@@ -195,9 +209,21 @@ class Response(asyncio.Protocol):
         if chunked:
             self.transport.write(b"0\r\n\r\n")
 
+    @property
+    def settled(self) -> bool:
+        """The head is in, and so is the body when its length is known and at most
+        WHOLE_BELOW. Backends write the two apart (gunicorn does); waiting for the rest
+        makes one write to the client instead of two. Bodies of unknown length (chunked,
+        streamed events) are not waited for."""
+        return self.head_done and (
+            self.complete
+            or self.content_length is None
+            or self.content_length > WHOLE_BELOW
+        )
+
     async def head(self) -> None:
-        """Wait for the status line and headers."""
-        while not self.head_done:
+        """Wait for the status line and headers (and a small body: ``settled``)."""
+        while not self.settled:
             if self.error is not None:
                 raise self.error
             await self._wait()
@@ -236,9 +262,7 @@ class Response(asyncio.Protocol):
 
     def release(self) -> None:
         """Give the connection back when the body was read whole, else close it."""
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.pool.inflight.discard(self)
         reusable = (
             self.complete
             and not self.closed
@@ -276,7 +300,7 @@ class Link:
     )
 
     def __init__(
-        self, protocol: Response, sock: socket.socket, connect_timeout: float
+        self, protocol: Response, sock: _socket.socket, connect_timeout: float
     ) -> None:
         self.protocol = protocol
         self.loop = protocol.loop
@@ -421,11 +445,16 @@ class Pool:
             self.address = (self.host, self.port)
             self.resolved_at = float("inf")
         self.idle: list[Response] = []
+        # Requests in flight, checked against the read timeout every SWEEP_SECONDS: one
+        # timer per pool rather than one per request.
+        self.inflight: set[Response] = set()
+        self.sweeper: asyncio.TimerHandle | None = None
         self.open = 0
         self.waiters: deque[asyncio.Future] = deque()
         self.closing = False
 
-    async def acquire(self) -> Response:
+    def take_idle(self) -> Response | None:
+        """A kept-alive connection that is fresh enough to reuse, if there is one."""
         now = self.loop.time()
         while self.idle:
             conn = self.idle.pop()
@@ -433,6 +462,29 @@ class Pool:
                 conn.reused = True
                 return conn
             self._drop(conn)
+        return None
+
+    def connect_now(self) -> Response | None:
+        """A connection without waiting: an idle one, or a raw connect to a backend that
+        closes every connection and whose address is known. None when only ``acquire``
+        can give one (a slot to wait for, a name to look up, an asyncio connect)."""
+        conn = self.take_idle()
+        if conn is not None:
+            return conn
+        if (
+            self.closes
+            and self.ssl is None
+            and self.open < self.backend.max_connections
+            and self.loop.time() - self.resolved_at <= RESOLVE_SECONDS
+        ):
+            self.open += 1
+            return self._raw()
+        return None
+
+    async def acquire(self) -> Response:
+        conn = self.take_idle()
+        if conn is not None:
+            return conn
         if self.open >= self.backend.max_connections:
             waiter = self.loop.create_future()
             self.waiters.append(waiter)
@@ -469,7 +521,18 @@ class Pool:
                 )
                 self.family, _, _, _, self.address = infos[0]
                 self.resolved_at = self.loop.time()
-            sock = socket.socket(self.family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        except OSError as exc:
+            self._released_slot()
+            raise UpstreamError("connect", str(exc)) from None
+        return self._raw()
+
+    def _raw(self) -> Response:
+        """Connect a raw socket to the resolved address, holding a slot already taken."""
+        try:
+            # The C socket type: ``socket.socket`` adds Python-level __init__ and close.
+            sock = _socket.socket(
+                self.family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK
+            )
         except OSError as exc:
             self._released_slot()
             raise UpstreamError("connect", str(exc)) from None
@@ -502,12 +565,7 @@ class Pool:
     ) -> Response:
         """Send one request (``headers`` is the header block, each line ending CRLF) and
         wait for the answer's head; the caller reads the body and calls ``release``."""
-        head = b"%s %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (
-            method,
-            target,
-            self.host_header,
-            headers,
-        )
+        head = self.request_head(method, target, headers)
         while True:
             conn = await self.acquire()
             conn.send(head, body, method == b"HEAD")
@@ -532,6 +590,28 @@ class Pool:
                 conn.release()
                 raise
             return conn
+
+    def watch(self, conn: Response) -> None:
+        self.inflight.add(conn)
+        if self.sweeper is None:
+            self.sweeper = self.loop.call_later(SWEEP_SECONDS, self._sweep)
+
+    def _sweep(self) -> None:
+        self.sweeper = None
+        now = self.loop.time()
+        for conn in [c for c in self.inflight if c.expired(now)]:
+            self.inflight.discard(conn)
+            conn.time_out()
+        if self.inflight:
+            self.sweeper = self.loop.call_later(SWEEP_SECONDS, self._sweep)
+
+    def request_head(self, method: bytes, target: bytes, headers: bytes) -> bytes:
+        return b"%s %s HTTP/1.1\r\nHost: %s\r\n%s\r\n" % (
+            method,
+            target,
+            self.host_header,
+            headers,
+        )
 
     def put_back(self, conn: Response, reusable: bool) -> None:
         if reusable and not self.closing:

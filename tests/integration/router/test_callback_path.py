@@ -1,0 +1,368 @@
+"""The router's callback path (``Router.fast``): a request for a plain route is sent at once
+on a connection at hand and answered from the connection's callbacks, without a Task.
+
+The real router (``Router`` and its HTTP server) runs on its own loop in a thread, on a
+real socket; the backends are scripted raw-socket servers, so each test decides exactly
+what the backend writes and when. ``fast`` is wrapped to record whether it took each
+request, so every test shows which path answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+import requests
+
+from router.app import Router
+from router.metrics import REGISTRY
+from router.server import HttpConnection, Server
+from strangler.routing.store import RouteStore
+
+Handler = Callable[["Conn"], None]
+
+
+class Conn:
+    """One backend connection as the script sees it."""
+
+    def __init__(self, sock: socket.socket, backend: Scripted, number: int) -> None:
+        self.sock = sock
+        self.backend = backend
+        self.number = number
+        self.buffer = b""
+
+    def request(self) -> bytes | None:
+        """The next whole request (head and content-length body), None at EOF."""
+        while b"\r\n\r\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self.buffer += chunk
+        head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(rest) < length:
+            rest += self.sock.recv(65536)
+        self.buffer = rest[length:]
+        request = head + b"\r\n\r\n" + rest[:length]
+        self.backend.requests.append(request)
+        return request
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+
+def answer(body: bytes = b"ok", close: bool = False, extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s%s\r\n%s" % (
+        len(body),
+        b"Connection: close\r\n" if close else b"",
+        extra,
+        body,
+    )
+
+
+class Scripted:
+    """A threaded backend on 127.0.0.1 running ``handler`` for every connection."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.stopped = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self.stopped:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn = Conn(sock, self, self.connections)
+            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
+
+    def _run(self, conn: Conn) -> None:
+        with conn.sock, contextlib.suppress(OSError):
+            self.handler(conn)
+
+    def stop(self) -> None:
+        self.stopped = True
+        # A plain close leaves the port listening while accept() blocks in the thread.
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+
+
+def keep_alive(conn: Conn) -> None:
+    while conn.request() is not None:
+        conn.send(answer(b"ok %d" % conn.number))
+
+
+class RouterThread:
+    """``Router`` and its server on a loop in a thread; ``taken`` records ``fast``."""
+
+    def __init__(self, tmp_path, backend_url: str, read_timeout: float = 2.0) -> None:
+        store = RouteStore(tmp_path / "store")
+        store.commit(
+            "backends:\n"
+            f"  b: {{url: '{backend_url}', read_timeout: {read_timeout}}}\n"
+            "routes:\n"
+            "  - {name: plain, path: /**, to: b}\n",
+            action="test",
+            why="callback path",
+        )
+        self.router = Router(store, access_log_enabled=False, poll_interval=60)
+        self.taken: list[bool] = []
+        fast = self.router.fast
+
+        def recorded(req, conn) -> bool:
+            taken = fast(req, conn)
+            self.taken.append(taken)
+            return taken
+
+        self.router.fast = recorded
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.setblocking(False)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.loop = asyncio.new_event_loop()
+        self.started = threading.Event()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(10)
+
+    async def _start(self) -> None:
+        await self.router.startup()
+        server = Server(self.router)
+        self.server = await self.loop.create_server(
+            lambda: HttpConnection(server), sock=self.sock
+        )
+
+    def close(self) -> None:
+        async def stop() -> None:
+            self.server.close()
+            await self.router.shutdown()
+
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture
+def scripted():
+    started: list[Scripted] = []
+
+    def start(handler: Handler) -> Scripted:
+        backend = Scripted(handler)
+        started.append(backend)
+        return backend
+
+    yield start
+    for backend in started:
+        backend.stop()
+
+
+@pytest.fixture
+def router_for(tmp_path):
+    started: list[RouterThread] = []
+
+    def start(backend: Scripted, **options) -> RouterThread:
+        router = RouterThread(tmp_path / f"r{len(started)}", backend.url, **options)
+        started.append(router)
+        return router
+
+    yield start
+    for router in started:
+        router.close()
+
+
+def _requests_total(method: str, status: str) -> float:
+    return (
+        REGISTRY.get_sample_value(
+            "router_requests_total",
+            {"route": "plain", "backend": "b", "method": method, "status": status},
+        )
+        or 0.0
+    )
+
+
+def test_plain_requests_take_the_callback_path_and_get_the_same_answer(
+    scripted, router_for
+):
+    backend = scripted(keep_alive)
+    router = router_for(backend)
+    before = _requests_total("GET", "200")
+    with requests.Session() as client:
+        answers = [
+            client.get(router.url + "/q/1?x=1", headers={"X-Request-ID": f"r-{i}"})
+            for i in range(3)
+        ]
+    # No connection at hand for the first: the Task path opens one; the rest reuse it.
+    assert router.taken == [False, True, True]
+    assert [a.text for a in answers] == ["ok 1"] * 3
+    for i, a in enumerate(answers):
+        assert a.headers["X-Strangler-Route"] == "plain; backend=b; version=1"
+        assert a.headers["X-Request-ID"] == f"r-{i}"
+    task_headers = {k.lower() for k in answers[0].headers}
+    assert {k.lower() for k in answers[1].headers} == task_headers
+    # What the backend saw is the same on both paths too, but for the request id.
+    first, second = (r.replace(b"r-0", b"r-1") for r in backend.requests[:2])
+    assert first == second
+    assert b"x-forwarded-for: 127.0.0.1\r\n" in second
+    assert b"GET /q/1?x=1 HTTP/1.1\r\n" in second
+    assert _requests_total("GET", "200") - before == 3
+
+
+def test_a_backend_that_closes_is_reached_by_raw_connects_on_the_callback_path(
+    scripted, router_for
+):
+    def closing(conn: Conn) -> None:
+        if conn.request() is not None:
+            conn.send(answer(b"ok %d" % conn.number, close=True))
+
+    backend = scripted(closing)
+    router = router_for(backend)
+    with requests.Session() as client:
+        bodies = [client.get(router.url + "/x").text for _ in range(4)]
+        posted = client.post(router.url + "/x", data=b"hello")
+    assert bodies == ["ok 1", "ok 2", "ok 3", "ok 4"]
+    assert posted.text == "ok 5"
+    assert router.taken == [False, True, True, True, True]
+    assert backend.requests[-1].endswith(b"content-length: 5\r\n\r\nhello")
+
+
+def test_a_head_and_small_body_written_apart_are_one_answer(scripted, router_for):
+    def apart(conn: Conn) -> None:
+        while conn.request() is not None:
+            conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n")
+            time.sleep(0.2)
+            conn.send(b"hello world")
+
+    router = router_for(scripted(apart))
+    with requests.Session() as client:
+        answers = [client.get(router.url + "/x") for _ in range(2)]
+    assert router.taken == [False, True]
+    assert [a.text for a in answers] == ["hello world"] * 2
+    assert [a.headers["Content-Length"] for a in answers] == ["11", "11"]
+
+
+def test_a_body_of_unknown_length_streams_while_it_is_written(scripted, router_for):
+    """Only a body of known, small length is awaited whole: a chunked one (server-sent
+    events, long polls) reaches the client as it comes."""
+    rest_may_follow = threading.Event()
+
+    def streaming(conn: Conn) -> None:
+        conn.request()
+        conn.send(answer(b"warm"))
+        conn.request()
+        conn.send(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n"
+        )
+        rest_may_follow.wait(10)
+        conn.send(b"4\r\nlast\r\n0\r\n\r\n")
+
+    router = router_for(scripted(streaming))
+    with requests.Session() as client:
+        assert client.get(router.url + "/warm").text == "warm"
+        with client.get(router.url + "/events", stream=True, timeout=5) as events:
+            parts = events.iter_content(chunk_size=None)
+            assert next(parts) == b"first"  # before the backend has finished
+            rest_may_follow.set()
+            assert b"".join(parts) == b"last"
+    assert router.taken == [False, True]
+
+
+def test_a_large_body_of_known_length_is_streamed_intact(scripted, router_for):
+    big = bytes(range(256)) * 4096  # 1 MiB, over what is awaited whole
+
+    def large(conn: Conn) -> None:
+        while conn.request() is not None:
+            conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(big))
+            for start in range(0, len(big), 100_000):
+                conn.send(big[start : start + 100_000])
+
+    router = router_for(scripted(large))
+    with requests.Session() as client:
+        bodies = [client.get(router.url + "/big").content for _ in range(2)]
+    assert router.taken == [False, True]
+    assert bodies == [big, big]
+
+
+def _drops_the_second_request(conn: Conn) -> None:
+    """Answers a connection's first request, then closes on the next without a byte:
+    a kept-alive connection the backend had just dropped."""
+    if conn.request() is not None:
+        conn.send(answer(b"ok %d" % conn.number))
+    conn.request()
+
+
+def test_a_dropped_kept_alive_connection_is_retried_for_a_get(scripted, router_for):
+    backend = scripted(_drops_the_second_request)
+    router = router_for(backend)
+    with requests.Session() as client:
+        assert client.get(router.url + "/x").text == "ok 1"
+        again = client.get(router.url + "/x")
+    assert router.taken == [False, True]
+    assert (again.status_code, again.text) == (200, "ok 2")
+    assert len(backend.requests) == 3  # answered, dropped, answered on a new connection
+
+
+def test_a_dropped_kept_alive_connection_is_not_retried_for_a_post(
+    scripted, router_for
+):
+    backend = scripted(_drops_the_second_request)
+    router = router_for(backend)
+    with requests.Session() as client:
+        assert client.post(router.url + "/x", data=b"1").text == "ok 1"
+        again = client.post(router.url + "/x", data=b"2")
+    assert router.taken == [False, True]
+    assert again.status_code == 502
+    assert again.json()["error"]["code"] == "backend_error"
+    assert "'b'" in again.json()["error"]["message"]
+    assert len(backend.requests) == 2  # the second POST went to the backend once
+
+
+def test_the_read_timeout_holds_on_the_callback_path(scripted, router_for):
+    def silent_second(conn: Conn) -> None:
+        conn.request()
+        conn.send(answer())
+        conn.request()
+        time.sleep(3)
+
+    router = router_for(scripted(silent_second), read_timeout=0.5)
+    with requests.Session() as client:
+        assert client.get(router.url + "/x").text == "ok"
+        started = time.monotonic()
+        late = client.get(router.url + "/x", timeout=5)
+        elapsed = time.monotonic() - started
+    assert router.taken == [False, True]
+    assert late.status_code == 504
+    assert late.json()["error"]["code"] == "backend_timeout"
+    assert 0.5 <= elapsed < 1.5
+
+
+def test_a_refused_raw_connect_is_a_502_naming_the_backend(scripted, router_for):
+    def closing(conn: Conn) -> None:
+        if conn.request() is not None:
+            conn.send(answer(close=True))
+
+    backend = scripted(closing)
+    router = router_for(backend)
+    with requests.Session() as client:
+        assert client.get(router.url + "/x").text == "ok"
+        backend.stop()
+        refused = client.get(router.url + "/x")
+    assert router.taken == [False, True]
+    assert refused.status_code == 502
+    assert refused.json()["error"]["code"] == "backend_unreachable"
+    assert refused.headers["X-Strangler-Route"] == "plain; backend=b; version=1"
