@@ -73,8 +73,8 @@ class AccessLog:
         self.lines.append(
             f'{{"ts": "{self._ts}", "level": "info", "logger": "router.access", '
             f'"message": "request", "request_id": "{request_id}", "method": "{method}", '
-            f'"path": {json.dumps(path)}, "status": {status}, {route_and_backend}, '
-            f'"version": {json.dumps(version)}, "ms": {ms}}}\n'
+            f'"path": {_json_str(path)}, "status": {status}, {route_and_backend}, '
+            f'"version": {"null" if version is None else version}, "ms": {ms}}}\n'
         )
         if len(self.lines) >= FLUSH_LINES:
             self.flush()
@@ -95,6 +95,13 @@ class AccessLog:
                 self.stream.flush()
             except (OSError, ValueError):
                 pass
+
+
+def _json_str(text: str) -> str:
+    """``json.dumps(text)``, without the encoder for the usual printable-ASCII path."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    return json.dumps(text)
 
 
 def route_and_backend(route: str, backend: str) -> str:
