@@ -33,9 +33,8 @@ from router.metrics import (
     CONFIG_REJECTED,
     CONFIG_VERSION,
     FALLBACKS,
-    LATENCY,
     REGISTRY,
-    REQUESTS,
+    STATS,
     UPSTREAM_ERRORS,
 )
 from router.server import BodyStream, BodyTooLarge, HttpConnection, Request
@@ -205,7 +204,6 @@ class Router:
         self.last_error: dict[str, Any] | None = None
         self.rejected_version: int | None = None
         self.counts: dict[tuple[str, str], int] = {}
-        self._series: dict[tuple, tuple[Any, Any]] = {}
         self.shadower: Shadower | None = None
         self._poller: asyncio.Task | None = None
         self._retired: set[asyncio.Task] = set()
@@ -721,26 +719,19 @@ class Router:
     ) -> None:
         elapsed = time.perf_counter() - started
         method = req.method
-        key = (route.name, backend, method, status_code)
-        series = self._series.get(key)
-        if series is None:
-            # labels() hashes and locks on every call; the children never change.
-            series = self._series[key] = (
-                REQUESTS.labels(route.name, backend, method, str(status_code)),
-                LATENCY.labels(route.name, backend),
-            )
-        series[0].inc()
-        series[1].observe(elapsed)
-        counted = (route.name, backend)
+        name = route.name
+        STATS.add(name, backend, method, status_code, elapsed)
+        counted = (name, backend)
         self.counts[counted] = self.counts.get(counted, 0) + 1
         if self.access_log is not None:
+            state = self.state
             self.access_log.add(
                 request_id,
                 method,
                 req.path,
                 status_code,
                 logged,
-                self.version,
+                state.version if state is not None else None,
                 round(elapsed * 1000, 2),
             )
 

@@ -2,23 +2,84 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import math
+from bisect import bisect_left
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-REQUESTS = Counter(
-    "router_requests_total",
-    "Requests answered, by route, backend, method and status",
-    ["route", "backend", "method", "status"],
-    registry=REGISTRY,
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
 )
-LATENCY = Histogram(
-    "router_request_duration_seconds",
-    "Time to the end of the response, by route and backend",
-    ["route", "backend"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-    registry=REGISTRY,
-)
+
+
+class RequestStats(Collector):
+    """``router_requests_total`` and ``router_request_duration_seconds``, counted in plain
+    dicts on the hot path and turned into metric families only when /metrics is scraped:
+    a prometheus_client Counter and Histogram take a lock and several calls per request."""
+
+    def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS) -> None:
+        self.bounds = buckets
+        # (route, backend, method, status) -> requests
+        self.requests: dict[tuple[str, str, str, int], int] = {}
+        # (route, backend) -> [count per bucket ..., count over the last bound, sum]
+        self.latency: dict[tuple[str, str], list[float]] = {}
+
+    def add(
+        self, route: str, backend: str, method: str, status: int, seconds: float
+    ) -> None:
+        key = (route, backend, method, status)
+        requests = self.requests
+        requests[key] = requests.get(key, 0) + 1
+        pair = (route, backend)
+        row = self.latency.get(pair)
+        if row is None:
+            row = self.latency[pair] = [0] * (len(self.bounds) + 1) + [0.0]
+        row[bisect_left(self.bounds, seconds)] += 1
+        row[-1] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "router_requests",
+            "Requests answered, by route, backend, method and status",
+            labels=["route", "backend", "method", "status"],
+        )
+        for (route, backend, method, status), n in list(self.requests.items()):
+            requests.add_metric([route, backend, method, str(status)], n)
+        yield requests
+        latency = HistogramMetricFamily(
+            "router_request_duration_seconds",
+            "Time to the end of the response, by route and backend",
+            labels=["route", "backend"],
+        )
+        for (route, backend), row in list(self.latency.items()):
+            cumulative, buckets = 0, []
+            for bound, n in zip((*self.bounds, math.inf), row[:-1], strict=True):
+                cumulative += n
+                buckets.append((floatToGoString(bound), cumulative))
+            latency.add_metric([route, backend], buckets, sum_value=row[-1])
+        yield latency
+
+
+STATS = RequestStats()
+REGISTRY.register(STATS)
 UPSTREAM_ERRORS = Counter(
     "router_upstream_errors_total",
     "Failed upstream attempts, by backend and kind (connect, timeout, error, 5xx, open)",
