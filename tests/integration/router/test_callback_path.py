@@ -10,7 +10,6 @@ request, so every test shows which path answered.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import threading
 import time
@@ -23,6 +22,7 @@ from router.app import Router
 from router.metrics import REGISTRY
 from router.server import HttpConnection, Server
 from strangler.routing.store import RouteStore
+from tests.integration.router.rawserver import ThreadedServer, read_request
 
 Handler = Callable[["Conn"], None]
 
@@ -38,21 +38,11 @@ class Conn:
 
     def request(self) -> bytes | None:
         """The next whole request (head and content-length body), None at EOF."""
-        while b"\r\n\r\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                return None
-            self.buffer += chunk
-        head, _, rest = self.buffer.partition(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        while len(rest) < length:
-            rest += self.sock.recv(65536)
-        self.buffer = rest[length:]
-        request = head + b"\r\n\r\n" + rest[:length]
+        got = read_request(self.sock, self.buffer)
+        if got is None:
+            return None
+        head, body, self.buffer = got
+        request = head + b"\r\n\r\n" + body
         self.backend.requests.append(request)
         return request
 
@@ -69,39 +59,17 @@ def answer(body: bytes = b"ok", close: bool = False, extra: bytes = b"") -> byte
     )
 
 
-class Scripted:
-    """A threaded backend on 127.0.0.1 running ``handler`` for every connection."""
+class Scripted(ThreadedServer):
+    """A backend on 127.0.0.1 running ``handler`` for every connection."""
 
     def __init__(self, handler: Handler) -> None:
+        super().__init__(backlog=64)
         self.handler = handler
-        self.listener = socket.create_server(("127.0.0.1", 0), backlog=64)
-        self.port = self.listener.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.connections = 0
         self.requests: list[bytes] = []
-        self.stopped = False
-        threading.Thread(target=self._serve, daemon=True).start()
+        self.start()
 
-    def _serve(self) -> None:
-        while not self.stopped:
-            try:
-                sock, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            conn = Conn(sock, self, self.connections)
-            threading.Thread(target=self._run, args=(conn,), daemon=True).start()
-
-    def _run(self, conn: Conn) -> None:
-        with conn.sock, contextlib.suppress(OSError):
-            self.handler(conn)
-
-    def stop(self) -> None:
-        self.stopped = True
-        # A plain close leaves the port listening while accept() blocks in the thread.
-        with contextlib.suppress(OSError):
-            self.listener.shutdown(socket.SHUT_RDWR)
-        self.listener.close()
+    def handle(self, sock: socket.socket, number: int) -> None:
+        self.handler(Conn(sock, self, number))
 
 
 def keep_alive(conn: Conn) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 from collections.abc import Callable
 
@@ -15,38 +14,25 @@ import pytest
 
 from router.upstream import Link, Pool, UpstreamError
 from strangler.routing.schema import Backend
+from tests.integration.router.rawserver import ThreadedServer, read_request
 
 
-class Backend1:
+class Backend1(ThreadedServer):
     """A threaded HTTP/1.1 backend on a real socket: answers each request with its body's
     length, closing the connection after every answer while ``close`` is set."""
 
     def __init__(self, close: bool = True, body: bytes = b"ok", backlog: int = 16):
+        super().__init__(backlog)
         self.close = close
         self.body = body
-        self.listener = socket.create_server(("127.0.0.1", 0), backlog=backlog)
-        self.port = self.listener.getsockname()[1]
-        self.connections = 0
         self.before_read: Callable[[socket.socket], None] | None = None
-        self.stopped = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
 
     def __enter__(self) -> Backend1:
-        self.thread.start()
+        self.start()
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.stopped = True
-        self.listener.close()
-
-    def _serve(self) -> None:
-        while not self.stopped:
-            try:
-                sock, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._answer, args=(sock,), daemon=True).start()
+    def handle(self, sock: socket.socket, number: int) -> None:
+        self._answer(sock)
 
     def _answer(self, sock: socket.socket) -> None:
         with sock:
@@ -55,20 +41,11 @@ class Backend1:
             sock.settimeout(5)
             data = b""
             while True:
-                while b"\r\n\r\n" not in data:
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        return
-                    data += chunk
-                head, _, data = data.partition(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n")[1:]:
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                while len(data) < length:
-                    data += sock.recv(1 << 20)
-                data = data[length:]
+                got = read_request(sock, data)
+                if got is None:
+                    return
+                _, received, data = got
+                length = len(received)
                 close = self.close
                 body = self.body or str(length).encode()
                 sock.sendall(
