@@ -6,6 +6,7 @@ import pytest
 
 from strangler.routing.store import RouteStore
 from tests.integration.router import procs
+from tests.integration.router.scripted import Handler, RouterThread, Scripted
 
 
 def config_text(backends: dict[str, str], routes: str, settings: str = "") -> str:
@@ -48,3 +49,32 @@ def start_router(tmp_path, store):
     yield start
     for proc in started:
         proc.stop()
+
+
+@pytest.fixture
+def scripted():
+    started: list[Scripted] = []
+
+    def start(handler: Handler) -> Scripted:
+        backend = Scripted(handler)
+        started.append(backend)
+        return backend
+
+    yield start
+    for backend in started:
+        backend.stop()
+
+
+@pytest.fixture
+def router_thread(tmp_path):
+    """Start ``RouterThread``s on a config text; all are closed at the end."""
+    started: list[RouterThread] = []
+
+    def start(config: str, **options) -> RouterThread:
+        router = RouterThread(tmp_path / f"rt{len(started)}", config, **options)
+        started.append(router)
+        return router
+
+    yield start
+    for router in started:
+        router.close()
