@@ -33,6 +33,7 @@ from router.metrics import (
     CONFIG_REJECTED,
     CONFIG_VERSION,
     FALLBACKS,
+    OWNER_RETRIES,
     REGISTRY,
     STATS,
     UPSTREAM_ERRORS,
@@ -102,6 +103,8 @@ RESPONSE_STRIPPED = (HOP_BY_HOP - {b"content-length"}) | {
 SAFE_BYTES = frozenset(m.encode() for m in SAFE_METHODS)
 BODYLESS_STATUS = frozenset({204, 304})
 ROUTE_CACHE_SIZE = 4096
+# How long a write answered 409 owned_elsewhere is sent again while ownership moves (_Again).
+OWNER_WAIT_SECONDS = 3.0
 _SAFE_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
 _JSON = b"content-type: application/json\r\n"
 
@@ -186,8 +189,10 @@ class Router:
         poll_interval: float = 0.5,
         access_log_enabled: bool = True,
         rules_dir: Path | None = None,
+        owner_wait_seconds: float = OWNER_WAIT_SECONDS,
     ) -> None:
         self.store = store
+        self.owner_wait_seconds = owner_wait_seconds
         self.operator_token = operator_token or None
         self._operator_bytes = (operator_token or "").encode()
         self.router_token = router_token or None
@@ -342,10 +347,17 @@ class Router:
             return given.decode()
         return f"{self._id_prefix}{next(self._ids):016x}"
 
-    async def handle(self, req: Request, conn: HttpConnection) -> None:
-        started = time.perf_counter()
+    async def handle(
+        self, req: Request, conn: HttpConnection, again: _Again | None = None
+    ) -> None:
+        """Answer one request; ``again`` when it is sent once more because its backend
+        answered 409 ``owned_elsewhere`` (``_Again``)."""
+        if again is None:
+            started = time.perf_counter()
+            request_id = self._request_id(req.hmap.get(b"x-request-id"))
+        else:
+            started, request_id = again.started, again.request_id
         path = req.path
-        request_id = self._request_id(req.hmap.get(b"x-request-id"))
         id_line = b"x-request-id: " + request_id.encode() + b"\r\n"
         state = self.state
         own = (
@@ -436,6 +448,14 @@ class Router:
             )
             return
 
+        if not safe and stream is None and _owned_elsewhere(resp):
+            retry = again or _Again(started, request_id, self.owner_wait_seconds)
+            if retry.more():
+                OWNER_RETRIES.labels(route.name, served_by).inc()
+                resp.release()
+                await self.send_again(req, conn, retry)
+                return
+            # Still refused when the wait is over: that answer goes to the client.
         route_line, logged = state.label(route, served_by)
         # Taken at the answer, not at the request: a write of the same user answered in
         # between may well have committed before this one decided (two casts on one
@@ -535,6 +555,12 @@ class Router:
         if resp.error is not None:  # failed while sending, before anyone listened
             exchange.ready()
         return True
+
+    async def send_again(
+        self, req: Request, conn: HttpConnection, again: _Again
+    ) -> None:
+        await asyncio.sleep(again.pause())
+        await self.handle(req, conn, again)
 
     def _special(
         self, req: Request, conn: HttpConnection, state: State | None, id_line: bytes
@@ -810,6 +836,16 @@ class _Exchange:
             UPSTREAM_ERRORS.labels(name, "5xx").inc()
         else:
             breaker.success()
+        req = self.req
+        if req.method not in SAFE_METHODS and _owned_elsewhere(resp):
+            again = _Again(self.started, self.request_id, router.owner_wait_seconds)
+            if again.more():
+                OWNER_RETRIES.labels(route.name, name).inc()
+                resp.release()
+                conn.loop.create_task(
+                    conn._run(req, router.send_again(req, conn, again))
+                )
+                return
         route_line, logged = self.state.label(route, name)
         block = _response_block(
             resp, b"x-request-id: " + self.request_id.encode() + b"\r\n" + route_line
@@ -861,6 +897,50 @@ class _Exchange:
             self.request_id,
         )
         self.conn.finish(self.req)
+
+
+class _Again:
+    """A write sent once more because its backend answered 409 ``owned_elsewhere``.
+
+    Ownership is moving: a plan's ``writes`` stage (or its rollback) flips the services'
+    dual-write modes and the router's routes one after the other, and each side picks its
+    change up within about a second, so for a moment a write can reach a backend that no
+    longer, or not yet, owns the entity. That backend's guard refused it inside its
+    transaction: nothing was written, and sending it again is safe. Each time, the request
+    is matched anew (the route's new backend once the router has it, or the same one once
+    its mode has flipped), after a pause that doubles from 50 ms up to 0.5 s, until
+    ``wait`` seconds have passed; then the 409 goes to the client.
+    """
+
+    __slots__ = ("deadline", "request_id", "started", "tries")
+
+    def __init__(self, started: float, request_id: str, wait: float) -> None:
+        self.started = started
+        self.request_id = request_id
+        self.deadline = time.monotonic() + wait
+        self.tries = 0
+
+    def more(self) -> bool:
+        return time.monotonic() < self.deadline
+
+    def pause(self) -> float:
+        left = max(self.deadline - time.monotonic(), 0.0)
+        pause = min(0.05 * 2**self.tries, 0.5, left)
+        self.tries += 1
+        return pause
+
+
+def _owned_elsewhere(resp: Response) -> bool:
+    """Is this whole answer the dual-write guard's 409 ``owned_elsewhere``?"""
+    if resp.status != 409 or not resp.complete:
+        return False
+    body = b"".join(resp.chunks)
+    if b"owned_elsewhere" not in body:
+        return False
+    try:
+        return json.loads(body)["error"]["code"] == "owned_elsewhere"
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def _failed(breaker: Breaker, name: str, exc: UpstreamError) -> UpstreamFailure:
@@ -1001,6 +1081,21 @@ def _respond(
     conn.respond(code, block, body)
 
 
+def _env_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise SystemExit(
+            f"router: {name}={raw!r} is not a number of seconds (0 or more)"
+        )
+    return value
+
+
 def create_app() -> Router:
     """The router ``python -m router`` serves, configured from the environment."""
     from strangler.routing.store import store_dir
@@ -1012,8 +1107,11 @@ def create_app() -> Router:
         RouteStore(store_dir()),
         operator_token=os.environ.get("STRANGLER_OPERATOR_TOKEN"),
         router_token=os.environ.get("STRANGLER_ROUTER_TOKEN"),
-        poll_interval=float(os.environ.get("ROUTER_POLL_SECONDS", "0.5")),
+        poll_interval=_env_seconds("ROUTER_POLL_SECONDS", 0.5),
         access_log_enabled=os.environ.get("ROUTER_ACCESS_LOG", "1")
         not in {"0", "false", "no"},
         rules_dir=Path(rules),
+        owner_wait_seconds=_env_seconds(
+            "ROUTER_OWNER_WAIT_SECONDS", OWNER_WAIT_SECONDS
+        ),
     )

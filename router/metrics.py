@@ -92,6 +92,13 @@ FALLBACKS = Counter(
     ["route", "from_backend", "to_backend"],
     registry=REGISTRY,
 )
+OWNER_RETRIES = Counter(
+    "router_owner_retries_total",
+    "Writes sent again after a 409 owned_elsewhere while ownership moves, by route and "
+    "the backend that refused",
+    ["route", "backend"],
+    registry=REGISTRY,
+)
 BREAKER_STATE = Gauge(
     "router_breaker_state",
     "Circuit breaker per backend: 0 closed, 1 half-open, 2 open",

@@ -34,9 +34,15 @@ class Tally:
     errors: Counter = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, kind: str, status: int) -> None:
+    def record(self, kind: str, response: requests.Response) -> None:
+        """Count the answer under "kind status", and a refusal (4xx) with its error code
+        too ("POST /api/votes/ 409 owned_elsewhere"): a vote already cast and a write
+        sent where its entity is no longer owned are both 409s."""
+        key = f"{kind} {response.status_code}"
+        if 400 <= response.status_code < 500:
+            key += f" {error_code(response)}"
         with self.lock:
-            self.statuses[f"{kind} {status}"] += 1
+            self.statuses[key] += 1
 
     def as_dict(self) -> dict:
         return {
@@ -45,6 +51,14 @@ class Tally:
             "retracted_votes": sorted(self.retracted),
             "errors": dict(self.errors),
         }
+
+
+def error_code(response: requests.Response) -> str:
+    """The ``error.code`` of a JSON error answer, or "?"."""
+    try:
+        return str(response.json()["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return "?"
 
 
 def login(base: str, username: str, password: str) -> str:
@@ -98,7 +112,7 @@ def worker(
                     headers=auth,
                     timeout=10,
                 )
-                tally.record("POST /api/votes/", response.status_code)
+                tally.record("POST /api/votes/", response)
                 if response.status_code == 201:
                     vote_id = response.json()["id"]
                     with tally.lock:
@@ -119,7 +133,7 @@ def worker(
                     headers={"Authorization": f"Bearer {token}"},
                     timeout=10,
                 )
-                tally.record("DELETE /api/votes/{id}/", response.status_code)
+                tally.record("DELETE /api/votes/{id}/", response)
                 if response.status_code == 204:
                     with tally.lock:
                         tally.retracted.add(vote_id)
@@ -131,7 +145,7 @@ def worker(
                 )  # fmt: skip
                 response = session.get(f"{args.base}{path}", headers=auth, timeout=10)
                 template = re.sub(r"/\d+/", "/{id}/", path.split("?")[0])
-                tally.record(f"GET {template}", response.status_code)
+                tally.record(f"GET {template}", response)
         except requests.RequestException as exc:
             with tally.lock:
                 tally.errors[exc.__class__.__name__] += 1
