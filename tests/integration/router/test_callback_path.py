@@ -26,18 +26,13 @@ from tests.integration.router.scripted import (
 
 
 @pytest.fixture
-def router_for(tmp_path):
-    started: list[RouterThread] = []
+def router_for(router_thread):
+    """A router with one plain route to ``backend``."""
 
     def start(backend: Scripted, read_timeout: float = 2.0) -> RouterThread:
-        root = tmp_path / f"r{len(started)}"
-        router = RouterThread(root, plain_config(backend.url, read_timeout))
-        started.append(router)
-        return router
+        return router_thread(plain_config(backend.url, read_timeout))
 
-    yield start
-    for router in started:
-        router.close()
+    return start
 
 
 def _requests_total(method: str, status: str) -> float:
