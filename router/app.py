@@ -28,6 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from router import status
 from router.breaker import CLOSED, Breaker
+from router.fences import Write
 from router.logs import AccessLog, configure_logging, route_and_backend
 from router.metrics import (
     CONFIG_REJECTED,
@@ -414,28 +415,51 @@ class Router:
         )
         sent = block + self._token_line if fenced else block
         principal = self._principal(route, hmap) if fenced else None
+        fences = self.shadower.fences if self.shadower is not None else None
+        # In flight until its answer's events are in the book: a concurrent write of the
+        # same principal answered meanwhile waits for them before its dry run (``pending``).
+        write = fences.begin(shadow.to, principal) if principal is not None else None
         candidates = [backend]
         if safe and route.fallback and route.fallback != backend and not forced:
             candidates.append(route.fallback)
         served_by = backend
         failure: UpstreamFailure | None = None
         resp: Response | None = None
-        for i, name in enumerate(candidates):
-            try:
-                resp = await self._attempt(
-                    state, name, method, target, sent, body, stream, safe,
-                    i == len(candidates) - 1,
-                )  # fmt: skip
-            except UpstreamFailure as exc:
-                failure = exc
-                continue
-            except BodyTooLarge:
-                _too_large(conn, limit, id_line)
-                return
-            served_by = name
-            if i > 0:
-                FALLBACKS.labels(route.name, candidates[0], name).inc()
-            break
+        try:
+            for i, name in enumerate(candidates):
+                try:
+                    resp = await self._attempt(
+                        state, name, method, target, sent, body, stream, safe,
+                        i == len(candidates) - 1,
+                    )  # fmt: skip
+                except UpstreamFailure as exc:
+                    failure = exc
+                    continue
+                except BodyTooLarge:
+                    _too_large(conn, limit, id_line)
+                    return
+                served_by = name
+                if i > 0:
+                    FALLBACKS.labels(route.name, candidates[0], name).inc()
+                break
+        finally:
+            if write is not None and resp is None:
+                fences.end(shadow.to, principal, write)
+
+        # Taken at the answer, not at the request: a write of the same user answered in
+        # between may well have committed before this one decided (two casts on one
+        # question: the second waits on the first's unique key and answers 409), and so
+        # may one still in flight now (``pending``: the dry run waits for its events).
+        fence: tuple[EventRef, ...] = ()
+        pending: tuple[Write, ...] = ()
+        events: tuple[EventRef, ...] = ()
+        if resp is not None and fenced:
+            if write is not None:
+                fence = fences.fence(shadow.to, principal)
+                pending = fences.open_writes(shadow.to, principal, but=write)
+            events = self._events(resp, shadow.to, principal)
+            if write is not None:
+                fences.end(shadow.to, principal, write, events)
 
         if resp is None:
             assert failure is not None
@@ -448,6 +472,8 @@ class Router:
             )
             return
 
+        if not safe and stream is None and resp.status == 409:
+            await resp.settle()
         if not safe and stream is None and _owned_elsewhere(resp):
             retry = again or _Again(started, request_id, self.owner_wait_seconds)
             if retry.more():
@@ -457,11 +483,6 @@ class Router:
                 return
             # Still refused when the wait is over: that answer goes to the client.
         route_line, logged = state.label(route, served_by)
-        # Taken at the answer, not at the request: a write of the same user answered in
-        # between may well have committed before this one decided (two casts on one
-        # question: the second waits on the first's unique key and answers 409).
-        fence = self.shadower.fences.fence(shadow.to, principal) if principal else ()
-        events = self._events(resp, shadow.to, principal) if fenced else ()
         captured = (
             _Capture(settings.shadow_max_body_bytes)
             if shadow_on and stream is None
@@ -501,6 +522,7 @@ class Router:
                         recheck_seconds=settings.shadow_recheck_seconds,
                         principal=principal,
                         fence=fence,
+                        pending=pending,
                         overtake=events,
                     )
                 )

@@ -9,6 +9,8 @@ forgotten first). A later dry run of the same principal carries them as its fenc
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -16,6 +18,39 @@ from collections.abc import Callable, Iterable
 from strangler.events.refs import MAX_REFS, EventRef
 
 Key = tuple[str, str]  # (shadow backend, principal)
+PENDING_WAIT_SECONDS = (
+    2.0  # how long a dry run waits for its principal's writes in flight
+)
+
+
+class Write:
+    """A fenced write in flight: ``done`` once its answer's events (``refs``) are in."""
+
+    __slots__ = ("done", "refs")
+
+    def __init__(self) -> None:
+        self.done = asyncio.Event()
+        self.refs: tuple[EventRef, ...] = ()
+
+
+async def completed(
+    fence: tuple[EventRef, ...],
+    pending: tuple[Write, ...],
+    wait: float = PENDING_WAIT_SECONDS,
+) -> tuple[EventRef, ...]:
+    """``fence`` plus the events of the writes that were still in flight when it was
+    taken, once they are answered (for ``wait`` seconds at most: then those answered)."""
+    if not pending:
+        return fence
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*(w.done.wait() for w in pending)), wait)
+    latest: dict[tuple[str, str], EventRef] = {ref.aggregate: ref for ref in fence}
+    for write in pending:
+        for ref in write.refs:
+            known = latest.get(ref.aggregate)
+            if known is None or known.seq < ref.seq:
+                latest[ref.aggregate] = ref
+    return tuple(latest.values())
 
 
 class FenceBook:
@@ -32,6 +67,38 @@ class FenceBook:
         # per key: aggregate → (highest seq reported, when it expires)
         self._book: OrderedDict[Key, dict[tuple[str, str], tuple[int, float]]] = (
             OrderedDict()
+        )
+        self._open: dict[Key, set[Write]] = {}
+
+    def begin(self, backend: str, principal: str) -> Write:
+        """A write of ``principal`` goes out; ``end`` it when its answer is in."""
+        write = Write()
+        self._open.setdefault((backend, principal), set()).add(write)
+        return write
+
+    def end(
+        self,
+        backend: str,
+        principal: str,
+        write: Write,
+        refs: Iterable[EventRef] = (),
+    ) -> None:
+        """The write's answer is in, with ``refs`` (already ``add``-ed to the book)."""
+        write.refs = tuple(refs)
+        write.done.set()
+        key = (backend, principal)
+        writes = self._open.get(key)
+        if writes is not None:
+            writes.discard(write)
+            if not writes:
+                del self._open[key]
+
+    def open_writes(
+        self, backend: str, principal: str, but: Write
+    ) -> tuple[Write, ...]:
+        """The principal's other writes still in flight."""
+        return tuple(
+            w for w in self._open.get((backend, principal), ()) if w is not but
         )
 
     def __len__(self) -> int:

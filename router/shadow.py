@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from router.fences import FenceBook
+from router.fences import FenceBook, Write, completed
 from router.metrics import SHADOW
 from router.upstream import Pool, UpstreamError
 from strangler.compare import Comparison, Exchange, compare
@@ -75,6 +75,8 @@ class ShadowJob:
     rechecked: int = 0  # rechecks already done
     principal: str | None = None  # whose earlier writes fence this dry run
     fence: tuple[EventRef, ...] = ()
+    # the principal's writes still in flight when the fence was taken: their events join it
+    pending: tuple[Write, ...] = ()
     overtake: tuple[EventRef, ...] = ()  # the events of the primary's own answer
 
 
@@ -204,6 +206,9 @@ class Shadower:
             if not self.router_token:
                 self.counts.add(job.route, job.backend, "skipped")
                 return
+            if job.pending:
+                job.fence = await completed(job.fence, job.pending)
+                job.pending = ()
             headers += _dry_run_lines(self.router_token, job)
         try:
             candidate = await _fetch(job.pool, job, headers, retry_stale=safe)

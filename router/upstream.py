@@ -222,13 +222,19 @@ class Response(asyncio.Protocol):
         )
 
     async def head(self) -> None:
-        """Wait for the status line and headers (and a small body: ``settled``)."""
-        while not self.settled:
+        """Wait for the status line and headers. Not for the body: a shadowed write's
+        answer reports its events in the head, and the fence book wants them at once."""
+        while not self.head_done:
             if self.error is not None:
                 raise self.error
             await self._wait()
         if self.error is not None and not self.chunks:
             raise self.error
+
+    async def settle(self) -> None:
+        """Wait until ``settled``: a small body of known length is in whole."""
+        while not self.settled and self.error is None:
+            await self._wait()
 
     def take(self) -> bytes:
         """Everything buffered now (b"" when nothing is)."""

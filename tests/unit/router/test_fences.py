@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from router.fences import FenceBook
+import asyncio
+
+from router.fences import FenceBook, completed
 from strangler.events.refs import MAX_REFS, EventRef
 
 
@@ -74,3 +76,40 @@ def test_one_principal_keeps_at_most_max_refs_the_newest():
     kept = book.fence("vote", "7")
     assert len(kept) == MAX_REFS
     assert {r.aggregate_id for r in kept} == {str(n) for n in range(5, MAX_REFS + 5)}
+
+
+def test_a_principals_other_writes_in_flight_are_pending_until_answered():
+    book = FenceBook()
+    first, second = book.begin("vote", "7"), book.begin("vote", "7")
+    other_user = book.begin("vote", "8")
+    assert book.open_writes("vote", "7", but=second) == (first,)
+    book.end("vote", "7", first, [ref("1", 2)])
+    assert first.done.is_set() and first.refs == (ref("1", 2),)
+    assert book.open_writes("vote", "7", but=second) == ()
+    assert book.open_writes("vote", "8", but=second) == (other_user,)
+    book.end("vote", "7", second)
+    book.end("vote", "8", other_user)
+    assert book._open == {}
+
+
+def test_a_dry_run_fence_takes_the_events_of_writes_answered_after_it_was_taken():
+    async def scenario() -> tuple:
+        book = FenceBook()
+        concurrent, late = book.begin("vote", "7"), book.begin("vote", "7")
+        fence = (ref("1", 1), ref("2", 5))
+        asyncio.get_running_loop().call_later(
+            0.05, book.end, "vote", "7", concurrent, [ref("1", 3), ref("2", 4)]
+        )
+        # ``late`` is never answered: the wait ends, with what was answered by then.
+        started = asyncio.get_running_loop().time()
+        merged = await completed(fence, (concurrent, late), wait=0.3)
+        return merged, asyncio.get_running_loop().time() - started
+
+    merged, waited = asyncio.run(scenario())
+    assert set(merged) == {ref("1", 3), ref("2", 5)}  # the newest seq per aggregate
+    assert 0.3 <= waited < 1.0
+
+
+def test_with_nothing_pending_the_fence_is_as_taken():
+    fence = (ref("1", 1),)
+    assert asyncio.run(completed(fence, ())) is fence
