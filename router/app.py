@@ -418,7 +418,11 @@ class Router:
         fences = self.shadower.fences if self.shadower is not None else None
         # In flight until its answer's events are in the book: a concurrent write of the
         # same principal answered meanwhile waits for them before its dry run (``pending``).
-        write = fences.begin(shadow.to, principal) if principal is not None else None
+        write = (
+            fences.begin(shadow.to, principal, route.name)
+            if principal is not None
+            else None
+        )
         candidates = [backend]
         if safe and route.fallback and route.fallback != backend and not forced:
             candidates.append(route.fallback)

@@ -24,11 +24,13 @@ PENDING_WAIT_SECONDS = (
 
 
 class Write:
-    """A fenced write in flight: ``done`` once its answer's events (``refs``) are in."""
+    """A fenced write in flight on ``route``: ``done`` once its answer's events (``refs``)
+    are in."""
 
-    __slots__ = ("done", "refs")
+    __slots__ = ("done", "refs", "route")
 
-    def __init__(self) -> None:
+    def __init__(self, route: str) -> None:
+        self.route = route
         self.done = asyncio.Event()
         self.refs: tuple[EventRef, ...] = ()
 
@@ -70,9 +72,10 @@ class FenceBook:
         )
         self._open: dict[Key, set[Write]] = {}
 
-    def begin(self, backend: str, principal: str) -> Write:
-        """A write of ``principal`` goes out; ``end`` it when its answer is in."""
-        write = Write()
+    def begin(self, backend: str, principal: str, route: str) -> Write:
+        """A write of ``principal`` on ``route`` goes out; ``end`` it when its answer is
+        in."""
+        write = Write(route)
         self._open.setdefault((backend, principal), set()).add(write)
         return write
 
@@ -96,9 +99,17 @@ class FenceBook:
     def open_writes(
         self, backend: str, principal: str, but: Write
     ) -> tuple[Write, ...]:
-        """The principal's other writes still in flight."""
+        """The principal's other writes on the same route still in flight.
+
+        Two writes of one user on one route contend for the same rows (two casts on one
+        question: the second waits on the first's unique key), so one still in flight when
+        the other is answered most likely committed before it decided. A write on another
+        route (a retraction racing a cast) may as well have committed after: it is left
+        out, as before, rather than guessed in."""
         return tuple(
-            w for w in self._open.get((backend, principal), ()) if w is not but
+            w
+            for w in self._open.get((backend, principal), ())
+            if w is not but and w.route == but.route
         )
 
     def __len__(self) -> int:

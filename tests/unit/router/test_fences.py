@@ -78,24 +78,30 @@ def test_one_principal_keeps_at_most_max_refs_the_newest():
     assert {r.aggregate_id for r in kept} == {str(n) for n in range(5, MAX_REFS + 5)}
 
 
-def test_a_principals_other_writes_in_flight_are_pending_until_answered():
+def test_a_principals_other_writes_in_flight_on_the_route_are_pending_until_answered():
     book = FenceBook()
-    first, second = book.begin("vote", "7"), book.begin("vote", "7")
-    other_user = book.begin("vote", "8")
+    first, second = book.begin("vote", "7", "cast"), book.begin("vote", "7", "cast")
+    retraction = book.begin("vote", "7", "retract")
+    other_user = book.begin("vote", "8", "cast")
+    # A retraction racing a cast may have committed after the cast decided: not pending.
     assert book.open_writes("vote", "7", but=second) == (first,)
+    assert book.open_writes("vote", "7", but=retraction) == ()
     book.end("vote", "7", first, [ref("1", 2)])
     assert first.done.is_set() and first.refs == (ref("1", 2),)
     assert book.open_writes("vote", "7", but=second) == ()
     assert book.open_writes("vote", "8", but=second) == (other_user,)
-    book.end("vote", "7", second)
-    book.end("vote", "8", other_user)
+    for write, principal in ((second, "7"), (retraction, "7"), (other_user, "8")):
+        book.end("vote", principal, write)
     assert book._open == {}
 
 
 def test_a_dry_run_fence_takes_the_events_of_writes_answered_after_it_was_taken():
     async def scenario() -> tuple:
         book = FenceBook()
-        concurrent, late = book.begin("vote", "7"), book.begin("vote", "7")
+        concurrent, late = (
+            book.begin("vote", "7", "cast"),
+            book.begin("vote", "7", "cast"),
+        )
         fence = (ref("1", 1), ref("2", 5))
         asyncio.get_running_loop().call_later(
             0.05, book.end, "vote", "7", concurrent, [ref("1", 3), ref("2", 4)]
