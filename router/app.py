@@ -476,16 +476,15 @@ class Router:
             )
             return
 
-        if not safe and stream is None and resp.status == 409:
-            await resp.settle()
-        if not safe and stream is None and _owned_elsewhere(resp):
-            retry = again or _Again(started, request_id, self.owner_wait_seconds)
-            if retry.more():
-                OWNER_RETRIES.labels(route.name, served_by).inc()
-                resp.release()
+        if not safe and stream is None:
+            if resp.status == 409:
+                await resp.settle()
+            retry = self.owner_moving(
+                resp, route, served_by, started, request_id, again
+            )
+            if retry is not None:
                 await self.send_again(req, conn, retry)
                 return
-            # Still refused when the wait is over: that answer goes to the client.
         route_line, logged = state.label(route, served_by)
         captured = (
             _Capture(settings.shadow_max_body_bytes)
@@ -581,6 +580,27 @@ class Router:
         if resp.error is not None:  # failed while sending, before anyone listened
             exchange.ready()
         return True
+
+    def owner_moving(
+        self,
+        resp: Response,
+        route: Route,
+        backend: str,
+        started: float,
+        request_id: str,
+        again: _Again | None,
+    ) -> _Again | None:
+        """For a write's answer: when it is 409 ``owned_elsewhere`` and the wait is not
+        over, the resend to make (the answer is released and the resend counted). None
+        when the answer goes to the client, a refusal too once the wait is over."""
+        if not _owned_elsewhere(resp):
+            return None
+        again = again or _Again(started, request_id, self.owner_wait_seconds)
+        if not again.more():
+            return None
+        OWNER_RETRIES.labels(route.name, backend).inc()
+        resp.release()
+        return again
 
     async def send_again(
         self, req: Request, conn: HttpConnection, again: _Again
@@ -863,11 +883,11 @@ class _Exchange:
         else:
             breaker.success()
         req = self.req
-        if req.method not in SAFE_METHODS and _owned_elsewhere(resp):
-            again = _Again(self.started, self.request_id, router.owner_wait_seconds)
-            if again.more():
-                OWNER_RETRIES.labels(route.name, name).inc()
-                resp.release()
+        if req.method not in SAFE_METHODS:
+            again = router.owner_moving(
+                resp, route, name, self.started, self.request_id, None
+            )
+            if again is not None:
                 conn.loop.create_task(
                     conn._run(req, router.send_again(req, conn, again))
                 )
