@@ -128,17 +128,6 @@ class State:
     loaded_at: float = field(default_factory=time.time)
     routes: dict[tuple[str, str], Route | None] = field(default_factory=dict)
     labels: dict[tuple[str, str], tuple[bytes, str]] = field(default_factory=dict)
-    plain: dict[str, bool] = field(default_factory=dict)
-
-    def is_plain(self, route: Route) -> bool:
-        """A route that only forwards (no canary, shadow or fallback): the callback path
-        can take its requests."""
-        found = self.plain.get(route.name)
-        if found is None:
-            found = self.plain[route.name] = (
-                route.canary is None and route.shadow is None and not route.fallback
-            )
-        return found
 
     def match(self, method: str, path: str) -> Route | None:
         """The route for this request; None for no route or an internal path."""
@@ -165,6 +154,25 @@ class State:
                 route_and_backend(route.name, backend),
             )
         return found
+
+
+def _own_path(path: str) -> bool:
+    """The router's own pages: never proxied."""
+    return (
+        path == "/metrics" or path.startswith("/_strangler/") or path == "/_strangler"
+    )
+
+
+def _plain(route: Route) -> bool:
+    """A route that only forwards (no canary, shadow or fallback): the callback path
+    can take its requests."""
+    return route.canary is None and route.shadow is None and not route.fallback
+
+
+def _over_limit(hmap: dict[bytes, bytes], limit: int) -> bool:
+    """A Content-Length that is not a number or is over ``limit`` (answered 413)."""
+    length = hmap.get(b"content-length")
+    return length is not None and (not length.isdigit() or int(length) > limit)
 
 
 def _too_large(conn: HttpConnection, limit: int, id_line: bytes) -> None:
@@ -361,12 +369,9 @@ class Router:
         path = req.path
         id_line = b"x-request-id: " + request_id.encode() + b"\r\n"
         state = self.state
-        own = (
-            path == "/metrics"
-            or path.startswith("/_strangler/")
-            or path == "/_strangler"
+        route = (
+            None if _own_path(path) or state is None else state.match(req.method, path)
         )
-        route = None if own or state is None else state.match(req.method, path)
         if route is None:
             self._special(req, conn, state, id_line)
             return
@@ -389,8 +394,7 @@ class Router:
         safe = method in SAFE_METHODS
         settings = state.config.settings
         limit = settings.max_body_bytes
-        length = hmap.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
+        if _over_limit(hmap, limit):
             _too_large(conn, limit, id_line)
             return
         body: bytes = req.body
@@ -533,7 +537,7 @@ class Router:
     # --- the callback path: a plain forward without a Task -------------------------------
 
     def fast(self, req: Request, conn: HttpConnection) -> bool:
-        """Send a request for a plain route (``State.is_plain``) at once when its backend
+        """Send a request for a plain route (``_plain``) at once when its backend
         has a connection at hand, and answer it from the connection's callbacks
         (``_Exchange``): no Task, coroutine or future per request. Same headers, errors,
         metrics and log line as ``handle``; False leaves the request to ``handle``."""
@@ -541,20 +545,17 @@ class Router:
         if state is None or req.stream is not None:
             return False
         path = req.path
-        if path.startswith("/_strangler") or path == "/metrics":
+        if _own_path(path):
             return False
         route = state.match(req.method, path)
-        if route is None or not state.is_plain(route):
+        if route is None or not _plain(route):
             return False
         hmap = req.hmap
         name = route.to
         breaker = self.breakers[name]
         if breaker.state != CLOSED or OVERRIDE_HEADER in hmap:
             return False
-        length = hmap.get(b"content-length")
-        if length is not None and (
-            not length.isdigit() or int(length) > state.config.settings.max_body_bytes
-        ):
+        if _over_limit(hmap, state.config.settings.max_body_bytes):
             return False
         started = time.perf_counter()
         pool = state.pools[name]
@@ -796,14 +797,13 @@ class Router:
         counted = (name, backend)
         self.counts[counted] = self.counts.get(counted, 0) + 1
         if self.access_log is not None:
-            state = self.state
             self.access_log.add(
                 request_id,
                 method,
                 req.path,
                 status_code,
                 logged,
-                state.version if state is not None else None,
+                self.version,
                 round(elapsed * 1000, 2),
             )
 
