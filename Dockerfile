@@ -11,10 +11,12 @@ WORKDIR /app
 COPY requirements.lock ./
 RUN pip install --no-cache-dir -r requirements.lock
 COPY . .
+# /run/strangler holds the web processes' Unix sockets (UNIX_SOCKET); docker-compose.yml
+# mounts a volume there, which takes this directory's owner when first created.
 RUN pip install --no-cache-dir --no-deps -e . \
     && useradd --system --home /app strangler \
-    && mkdir -p /app/var \
-    && chown strangler /app/var
+    && mkdir -p /app/var /run/strangler \
+    && chown strangler /app/var /run/strangler
 
 USER strangler
 ENTRYPOINT ["scripts/docker-entrypoint.sh"]

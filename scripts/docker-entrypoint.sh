@@ -13,7 +13,10 @@ serve_django() {
     export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-/tmp/prometheus}"
     rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
     # gthread keeps connections alive: the router reuses them (docs/router.md, Performance).
-    exec gunicorn "$module.wsgi" --bind "0.0.0.0:${PORT:-8000}" --workers "$workers" \
+    # UNIX_SOCKET: also listen there, for the router on a shared volume (cheaper than TCP);
+    # umask 007 lets only the image's user and group connect.
+    exec gunicorn "$module.wsgi" --bind "0.0.0.0:${PORT:-8000}" \
+        ${UNIX_SOCKET:+--bind "unix:$UNIX_SOCKET" --umask 007} --workers "$workers" \
         --worker-class gthread --threads "$threads" --keep-alive 5 --access-logfile - \
         --graceful-timeout 10
 }

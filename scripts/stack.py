@@ -7,8 +7,11 @@ order, waits until each answers its health check, runs the migration demo (``scr
 A process that dies stops the stack with its exit status.
 
 Ports: monolith ``--port-base`` (default 8000, or ``$STRANGLER_PORT_BASE``), vote +1, choice
-+2, router +80. ``--reset`` deletes the stack's state under ``$STRANGLER_VAR_DIR`` (databases,
-plan state, router store) first, so the demo starts again from the ``monolith`` stage.
++2, router +80. The monolith, vote and choice also listen on a Unix socket under
+``$STRANGLER_VAR_DIR/run/``, which the router uses instead of their ports; everything else
+(relays, the monolith calling the services, tests) uses the ports. ``--reset`` deletes the
+stack's state under ``$STRANGLER_VAR_DIR`` (databases, plan state, router store) first, so
+the demo starts again from the ``monolith`` stage.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
+from strangler.routing.schema import UNIX_PATH_MAX, dump_config
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
@@ -40,14 +47,20 @@ class Process:
     prepare: list[list[str]] = field(default_factory=list)
 
 
-def gunicorn(module: str, port: int, workers: int = 2) -> list[str]:
+def gunicorn(
+    module: str, port: int, workers: int = 2, unix_socket: Path | None = None
+) -> list[str]:
     # gthread keeps connections alive, so the router reuses its upstream connections
     # instead of connecting per request (docs/router.md, "Performance").
-    return [
+    argv = [
         PYTHON, "-m", "gunicorn", f"{module}.wsgi", "--bind", f"127.0.0.1:{port}",
         "--workers", str(workers), "--worker-class", "gthread", "--threads", "4",
         "--keep-alive", "5", "--access-logfile", "-", "--graceful-timeout", "10",
     ]  # fmt: skip
+    if unix_socket is not None:
+        # gunicorn removes a stale socket file when it starts and its own when it stops.
+        argv += ["--bind", f"unix:{unix_socket}"]
+    return argv
 
 
 def manage(project: str, *args: str) -> list[str]:
@@ -69,16 +82,44 @@ class Ports:
         return f"http://127.0.0.1:{getattr(self, name)}"
 
 
-def stack(args: argparse.Namespace, ports: Ports, router_config: Path) -> list[Process]:
+def prepare_sockets(var: Path) -> dict[str, Path]:
+    """Where the monolith, vote and choice listen besides their ports, for the router: over
+    a Unix socket it spends less CPU per request than over TCP loopback (docs/router.md,
+    "Performance"). Empty, with a note on stderr, when var/ is so deep that a path would
+    not fit a socket address: then the router uses their ports."""
+    run = var.absolute() / "run"
+    paths = {name: run / f"{name}.sock" for name in DEPLOYABLES}
+    if any(len(os.fsencode(path)) > UNIX_PATH_MAX for path in paths.values()):
+        print(
+            f"stack: {run} is too deep for a Unix socket path (at most {UNIX_PATH_MAX} "
+            "bytes); the router reaches the monolith, vote and choice over TCP",
+            file=sys.stderr,
+        )
+        return {}
+    run.mkdir(parents=True, exist_ok=True)
+    run.chmod(0o700)  # gunicorn leaves its sockets writable by anyone
+    return paths
+
+
+def stack(
+    args: argparse.Namespace,
+    ports: Ports,
+    router_config: Path,
+    sockets: dict[str, Path],
+) -> list[Process]:
     seed = [
         "seed_polls", "--if-empty", "--users", str(args.users), "--questions",
         str(args.questions), "--choices-per-question", "4", "--votes", str(args.votes),
         "--password", args.password,
     ]  # fmt: skip
+
+    def serve(name: str, module: str) -> list[str]:
+        return gunicorn(module, getattr(ports, name), unix_socket=sockets.get(name))
+
     return [
         Process(
             name="monolith",
-            argv=gunicorn("monolith.config", ports.monolith),
+            argv=serve("monolith", "monolith.config"),
             env={
                 "DJANGO_SETTINGS_MODULE": "monolith.config.settings",
                 "VOTE_SERVICE_URL": os.environ.get("VOTE_SERVICE_URL")
@@ -94,14 +135,14 @@ def stack(args: argparse.Namespace, ports: Ports, router_config: Path) -> list[P
         ),
         Process(
             name="vote",
-            argv=gunicorn("extracted.vote_service.config", ports.vote),
+            argv=serve("vote", "extracted.vote_service.config"),
             env={"DJANGO_SETTINGS_MODULE": "extracted.vote_service.config.settings"},
             health_url=f"{ports.url('vote')}/readyz",
             prepare=[manage("extracted/vote_service", "migrate", "--noinput")],
         ),
         Process(
             name="choice",
-            argv=gunicorn("extracted.choice_service.config", ports.choice),
+            argv=serve("choice", "extracted.choice_service.config"),
             env={"DJANGO_SETTINGS_MODULE": "extracted.choice_service.config.settings"},
             health_url=f"{ports.url('choice')}/readyz",
             prepare=[manage("extracted/choice_service", "migrate", "--noinput")],
@@ -116,18 +157,27 @@ def stack(args: argparse.Namespace, ports: Ports, router_config: Path) -> list[P
     ]
 
 
-def router_bootstrap(var: Path, ports: Ports) -> Path:
-    """The example router config, with the backends on this stack's ports. Used only when
-    the router's store is still empty (its first start on this var/)."""
+def router_bootstrap(var: Path, ports: Ports, sockets: dict[str, Path]) -> Path:
+    """The example router config, with the backends on this stack's ports and sockets.
+
+    The router installs it only when its store is still empty (its first start on this
+    var/): a store that already holds a config keeps it, sockets or not, until
+    ``strangler route apply`` changes it."""
     example = ROOT / "router/config.example.yaml"
-    if ports == Ports.from_base(8000):
+    if ports == Ports.from_base(8000) and not sockets:
         return example
-    text = example.read_text()
-    for name in ("monolith", "vote", "choice"):
-        default = Ports.from_base(8000).url(name)
-        text = text.replace(f"url: {default}", f"url: {ports.url(name)}")
+    config = yaml.safe_load(example.read_text())
+    for name in DEPLOYABLES:
+        backend = config["backends"][name]
+        backend["url"] = ports.url(name)
+        if name in sockets:
+            backend["socket"] = str(sockets[name])
     path = var / "router-bootstrap.yaml"
-    path.write_text(text)
+    path.write_text(
+        "# Written by scripts/stack.py from router/config.example.yaml for this stack's\n"
+        "# ports and sockets; the router installs it only when its store is empty.\n"
+        + dump_config(config)
+    )
     return path
 
 
@@ -292,6 +342,7 @@ def up(args: argparse.Namespace) -> int:
     if args.reset:
         reset(var)
     var.mkdir(parents=True, exist_ok=True)
+    sockets = prepare_sockets(var)
     shared_env = {
         "STRANGLER_VAR_DIR": str(var),
         "STRANGLER_ROUTER_DIR": os.environ.get(
@@ -317,7 +368,8 @@ def up(args: argparse.Namespace) -> int:
         logs.mkdir(exist_ok=True)
         print(f"stack: process logs go to {logs}/", file=sys.stderr)
     try:
-        for spec in stack(args, ports, router_bootstrap(var, ports)):
+        router_config = router_bootstrap(var, ports, sockets)
+        for spec in stack(args, ports, router_config, sockets):
             env = {**os.environ, **shared_env, **spec.env}
             metrics_dir = var / "prometheus" / spec.name
             shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -25,7 +25,7 @@ def test_both_shipped_configs_validate():
         assert result.returncode == 0, result.stderr
 
 
-def test_compose_config_differs_from_the_example_only_in_backend_urls():
+def test_compose_config_differs_from_the_example_only_in_backend_addresses():
     example = yaml.safe_load(EXAMPLE.read_text())
     compose = yaml.safe_load(COMPOSE.read_text())
     assert compose["routes"] == example["routes"]
@@ -36,7 +36,9 @@ def test_compose_config_differs_from_the_example_only_in_backend_urls():
             backend["url"]
             == f"http://{name}:{example['backends'][name]['url'].rsplit(':', 1)[1]}"
         )
-        rest = {k: v for k, v in backend.items() if k != "url"}
+        # docker-compose.yml's shared `sockets` volume, where each gunicorn also listens.
+        assert backend["socket"] == f"/run/strangler/{name}.sock"
+        rest = {k: v for k, v in backend.items() if k not in ("url", "socket")}
         assert rest == {
             k: v for k, v in example["backends"][name].items() if k != "url"
         }

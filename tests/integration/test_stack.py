@@ -1,0 +1,161 @@
+"""scripts/stack.py's Unix sockets: the monolith, vote and choice listen on one beside their
+port, and the router's bootstrap config sends it there, or over TCP when var/ is too deep."""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import importlib.util
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from strangler.routing.schema import UNIX_PATH_MAX, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_stack():
+    spec = importlib.util.spec_from_file_location(
+        "strangler_stack", ROOT / "scripts" / "stack.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+stack = _load_stack()
+ARGS = argparse.Namespace(users=1, questions=1, votes=1, password="pw")
+WSGI_APP = """
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [environ["HTTP_HOST"].encode()]
+"""
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path, host: str) -> None:
+        super().__init__(host, timeout=5)
+        self.unix_path = str(path)
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+def _var_of_length(tmp_path: Path, socket_path_bytes: int) -> Path:
+    """A var/ whose longest socket path (run/monolith.sock) is exactly that long."""
+    pad = socket_path_bytes - len(str(tmp_path / "x" / "run" / "monolith.sock"))
+    assert pad >= 0, "tmp_path is already too long for this test"
+    return tmp_path / ("x" * (pad + 1))
+
+
+def test_router_bootstrap_sends_each_backend_to_its_socket_on_the_stacks_ports(
+    tmp_path,
+):
+    var = tmp_path / "var"
+    var.mkdir()
+    ports = stack.Ports.from_base(8001)
+    sockets = stack.prepare_sockets(var)
+
+    path = stack.router_bootstrap(var, ports, sockets)
+
+    config = load_config(path.read_text(), source=str(path))
+    for name, port in (("monolith", 8001), ("vote", 8002), ("choice", 8003)):
+        backend = config.backends[name]
+        assert backend.url == f"http://127.0.0.1:{port}"
+        assert backend.socket == str(var / "run" / f"{name}.sock")
+    assert config.backends["vote"].dry_run is True
+    assert [route.name for route in config.routes] == ["votes", "choices", "default"]
+    assert (var / "run").stat().st_mode & 0o777 == 0o700
+    processes = {p.name: p for p in stack.stack(ARGS, ports, path, sockets)}
+    for name in ("monolith", "vote", "choice"):
+        assert f"unix:{var / 'run' / name}.sock" in processes[name].argv
+        assert f"127.0.0.1:{getattr(ports, name)}" in processes[name].argv
+
+
+def test_router_bootstrap_is_written_on_the_default_ports_when_sockets_are_used(
+    tmp_path,
+):
+    path = stack.router_bootstrap(
+        tmp_path, stack.Ports.from_base(8000), stack.prepare_sockets(tmp_path)
+    )
+
+    assert path == tmp_path / "router-bootstrap.yaml"
+    config = load_config(path.read_text())
+    assert config.backends["monolith"].url == "http://127.0.0.1:8000"
+    assert config.backends["monolith"].socket == str(tmp_path / "run/monolith.sock")
+
+
+def test_a_socket_path_of_the_unix_limit_is_used(tmp_path, capsys):
+    var = _var_of_length(tmp_path, UNIX_PATH_MAX)
+
+    sockets = stack.prepare_sockets(var)
+
+    assert len(str(sockets["monolith"]).encode()) == UNIX_PATH_MAX
+    assert capsys.readouterr().err == ""
+
+
+def test_a_var_too_deep_for_a_socket_path_leaves_the_router_on_tcp(tmp_path, capsys):
+    var = _var_of_length(tmp_path, UNIX_PATH_MAX + 1)
+    var.mkdir()
+    ports = stack.Ports.from_base(9000)
+
+    sockets = stack.prepare_sockets(var)
+    path = stack.router_bootstrap(var, ports, sockets)
+
+    assert sockets == {}
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "too deep for a Unix socket path" in err
+    assert not (var / "run").exists()
+    config = load_config(path.read_text())
+    assert config.backends["monolith"].url == "http://127.0.0.1:9000"
+    assert all(b.socket is None for b in config.backends.values())
+    for process in stack.stack(ARGS, ports, path, sockets):
+        assert not any(arg.startswith("unix:") for arg in process.argv)
+
+
+def _get(conn: http.client.HTTPConnection) -> tuple[int, bytes]:
+    try:
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.timeout(60)
+def test_gunicorn_answers_on_its_port_and_on_its_unix_socket(tmp_path):
+    (tmp_path / "probe").mkdir()
+    (tmp_path / "probe" / "__init__.py").write_text("")
+    (tmp_path / "probe" / "wsgi.py").write_text(WSGI_APP)
+    unix = stack.prepare_sockets(tmp_path / "var")["vote"]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    argv = stack.gunicorn("probe", port, workers=1, unix_socket=unix)
+    proc = subprocess.Popen(
+        argv, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not unix.exists() and proc.poll() is None:
+            assert time.monotonic() < deadline, "gunicorn made no socket within 30 s"
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.stderr.read().decode()
+
+        tcp = _get(http.client.HTTPConnection("127.0.0.1", port, timeout=5))
+        over_unix = _get(UnixHTTPConnection(unix, "vote.internal"))
+
+        assert tcp == (200, f"127.0.0.1:{port}".encode())
+        assert over_unix == (200, b"vote.internal")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    assert not unix.exists()  # gunicorn removes its socket when it stops
