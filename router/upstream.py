@@ -439,17 +439,23 @@ class Pool:
         self.host_header = parts.netloc.encode("latin-1")
         # Set from every answer's Connection header: the backend closes after each one.
         self.closes = False
-        self.address: tuple | None = None
+        self.address: tuple | str | None = None
         self.family = socket.AF_INET
         self.resolved_at = -RESOLVE_SECONDS
-        try:
-            ip = ipaddress.ip_address(self.host)
-        except ValueError:
-            pass
-        else:
-            self.family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-            self.address = (self.host, self.port)
+        if backend.socket is not None:
+            # A Unix socket: no name to look up, no TCP handshake, no TIME_WAIT.
+            self.family = socket.AF_UNIX
+            self.address = backend.socket
             self.resolved_at = float("inf")
+        else:
+            try:
+                ip = ipaddress.ip_address(self.host)
+            except ValueError:
+                pass
+            else:
+                self.family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+                self.address = (self.host, self.port)
+                self.resolved_at = float("inf")
         self.idle: list[Response] = []
         # Requests in flight, checked against the read timeout every SWEEP_SECONDS: one
         # timer per pool rather than one per request.
@@ -499,13 +505,15 @@ class Pool:
         self.open += 1
         if self.closes and self.ssl is None:
             return await self._connect_raw()
-        try:
-            _, conn = await asyncio.wait_for(
-                self.loop.create_connection(
-                    lambda: Response(self), self.host, self.port, ssl=self.ssl
-                ),
-                self.backend.connect_timeout,
+        connect = (
+            self.loop.create_connection(
+                lambda: Response(self), self.host, self.port, ssl=self.ssl
             )
+            if self.family != socket.AF_UNIX
+            else self.loop.create_unix_connection(lambda: Response(self), self.address)
+        )
+        try:
+            _, conn = await asyncio.wait_for(connect, self.backend.connect_timeout)
         except TimeoutError:
             self._released_slot()
             raise UpstreamError("connect", "connect timed out") from None
@@ -543,7 +551,8 @@ class Pool:
             self._released_slot()
             raise UpstreamError("connect", str(exc)) from None
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.family != socket.AF_UNIX:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             code = sock.connect_ex(self.address)
         except OSError as exc:
             sock.close()
@@ -551,9 +560,13 @@ class Pool:
             raise UpstreamError("connect", str(exc)) from None
         if code not in (0, errno.EINPROGRESS):
             sock.close()
-            self.resolved_at = -RESOLVE_SECONDS
             self._released_slot()
-            raise UpstreamError("connect", errno.errorcode.get(code, str(code)))
+            reason = errno.errorcode.get(code, str(code))
+            if self.family == socket.AF_UNIX:
+                # EAGAIN here is a full listen backlog, not a connect in progress.
+                raise UpstreamError("connect", f"{reason} on {self.address}")
+            self.resolved_at = -RESOLVE_SECONDS
+            raise UpstreamError("connect", reason)
         conn = Response(self)
         conn.reused = False
         Link(conn, sock, self.backend.connect_timeout)

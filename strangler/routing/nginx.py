@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from strangler.routing.schema import (
     KNOWN_METHODS,
     SAFE_METHODS,
+    Backend,
     Route,
     RouterConfig,
 )
@@ -41,8 +42,10 @@ def _upstream_name(backend: str, fallback: str | None = None) -> str:
     return f"{name}__fb_{_ident(fallback)}" if fallback else name
 
 
-def _server(url: str) -> str:
-    parts = urlsplit(url)
+def _server(backend: Backend) -> str:
+    if backend.socket is not None:
+        return f"unix:{backend.socket}"
+    parts = urlsplit(backend.url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return f"{parts.hostname}:{port}"
 
@@ -69,11 +72,11 @@ def export_nginx(config: RouterConfig, *, version: int, listen: str = "8080") ->
         if name not in upstreams:
             main = config.backends[backend]
             lines = [
-                f"server {_server(main.url)} max_fails={breaker[0]} "
+                f"server {_server(main)} max_fails={breaker[0]} "
                 f"fail_timeout={breaker[1]:g}s;"
             ]
             if fallback:
-                lines.append(f"server {_server(config.backends[fallback].url)} backup;")
+                lines.append(f"server {_server(config.backends[fallback])} backup;")
             lines.append("keepalive 64;")
             upstreams[name] = lines
         return name

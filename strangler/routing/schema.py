@@ -27,6 +27,7 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 HEADER_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 ALWAYS_INTERNAL = ("/_strangler/internal/**",)
 MAX_RECHECK_SECONDS = 30.0
+UNIX_PATH_MAX = 107  # sun_path holds 108 bytes, the last one NUL
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,9 @@ class Backend:
     read_timeout: float = 15.0
     dry_run: bool = False
     max_connections: int = 200
+    # A Unix socket to connect to instead of the URL's host and port (gunicorn --bind
+    # unix:PATH); the URL still names the Host the backend is sent.
+    socket: str | None = None
 
 
 @dataclass(frozen=True)
@@ -282,7 +286,7 @@ def _backend(c: _Checker, name: Any, spec: Any) -> Backend | None:
     c.keys(
         spec,
         path,
-        ["url", "connect_timeout", "read_timeout", "dry_run", "max_connections"],
+        ["url", "connect_timeout", "read_timeout", "dry_run", "max_connections", "socket"],
     )
     url = spec.get("url")
     parts = urlsplit(url) if isinstance(url, str) else None
@@ -312,6 +316,27 @@ def _backend(c: _Checker, name: Any, spec: Any) -> Backend | None:
     conns = spec.get("max_connections", 200)
     if isinstance(conns, bool) or not isinstance(conns, int) or conns < 1:
         c.add((*path, "max_connections"), f"{conns!r}", "use a whole number >= 1")
+    sock = spec.get("socket")
+    if sock is not None and (
+        not isinstance(sock, str)
+        or not sock.startswith("/")
+        or len(sock.encode()) > UNIX_PATH_MAX
+        or "\0" in sock
+    ):
+        c.add(
+            (*path, "socket"),
+            f"{sock!r} is not a Unix socket path",
+            f"write an absolute path of at most {UNIX_PATH_MAX} bytes "
+            "(like /run/strangler/monolith.sock)",
+        )
+        sock = None
+    elif sock is not None and parts.scheme != "http":
+        c.add(
+            (*path, "socket"),
+            "a Unix socket carries plain HTTP only",
+            "use an http:// url with socket, or drop socket",
+        )
+        sock = None
     if connect is None or read is None:
         return None
     return Backend(
@@ -321,6 +346,7 @@ def _backend(c: _Checker, name: Any, spec: Any) -> Backend | None:
         read,
         dry_run is True,
         conns if isinstance(conns, int) else 200,
+        sock,
     )
 
 

@@ -1,5 +1,5 @@
-"""A threaded TCP server on 127.0.0.1 for router tests that script a backend byte by byte:
-each accepted connection runs ``handle`` in its own thread."""
+"""A threaded server on 127.0.0.1 (or on a Unix socket) for router tests that script a
+backend byte by byte: each accepted connection runs ``handle`` in its own thread."""
 
 from __future__ import annotations
 
@@ -9,9 +9,15 @@ import threading
 
 
 class ThreadedServer:
-    def __init__(self, backlog: int = 16) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0), backlog=backlog)
-        self.port = self.listener.getsockname()[1]
+    def __init__(self, backlog: int = 16, unix: str | None = None) -> None:
+        if unix is None:
+            self.listener = socket.create_server(("127.0.0.1", 0), backlog=backlog)
+            self.port = self.listener.getsockname()[1]
+        else:
+            self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.listener.bind(unix)
+            self.listener.listen(backlog)
+            self.port = 0
         self.url = f"http://127.0.0.1:{self.port}"
         self.connections = 0
         self.stopped = False

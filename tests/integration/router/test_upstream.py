@@ -1,7 +1,8 @@
 """The upstream pool against real sockets: a backend that closes every connection is
 detected and then reached on raw sockets whose request is written in the connect's own
-loop turn; refused and unanswered connects, large bodies both ways, and the switch back
-to kept-alive connections when the backend starts keeping them."""
+loop turn; refused and unanswered connects, large bodies both ways, the switch back
+to kept-alive connections when the backend starts keeping them, and backends on a Unix
+socket."""
 
 from __future__ import annotations
 
@@ -21,8 +22,15 @@ class Backend1(ThreadedServer):
     """A threaded HTTP/1.1 backend on a real socket: answers each request with its body's
     length, closing the connection after every answer while ``close`` is set."""
 
-    def __init__(self, close: bool = True, body: bytes = b"ok", backlog: int = 16):
-        super().__init__(backlog)
+    def __init__(
+        self,
+        close: bool = True,
+        body: bytes = b"ok",
+        backlog: int = 16,
+        unix: str | None = None,
+    ):
+        super().__init__(backlog, unix)
+        self.heads: list[bytes] = []
         self.close = close
         self.body = body
         self.before_read: Callable[[socket.socket], None] | None = None
@@ -44,7 +52,8 @@ class Backend1(ThreadedServer):
                 got = read_request(sock, data)
                 if got is None:
                     return
-                _, received, data = got
+                head, received, data = got
+                self.heads.append(head)
                 length = len(received)
                 close = self.close
                 body = self.body or str(length).encode()
@@ -202,3 +211,44 @@ def test_a_backend_that_starts_keeping_connections_gets_them_reused():
     with Backend1(close=True) as backend:
         asyncio.run(scenario(backend))
         assert backend.connections == 2
+
+
+@pytest.mark.parametrize("close", [True, False], ids=["closes", "keeps-alive"])
+def test_a_backend_on_a_unix_socket(tmp_path, close):
+    """Connects go to the socket, the Host header still names the URL; a backend that
+    closes is then reached on raw Unix sockets, one that keeps alive is reused."""
+    path = str(tmp_path / "b.sock")
+
+    async def scenario(backend: Backend1) -> None:
+        pool = Pool(Backend(name="b", url="http://monolith:8000", socket=path))
+        kinds = []
+        for _ in range(3):
+            status, body, transport = await _get(pool, b"abc")
+            assert (status, body) == (200, b"3")
+            kinds.append(isinstance(transport, Link))
+        assert kinds == ([False, True, True] if close else [False, False, False])
+        assert pool.closes is close
+        await pool.close()
+
+    with Backend1(close=close, body=b"", unix=path) as backend:
+        asyncio.run(scenario(backend))
+        assert backend.connections == (3 if close else 1)
+        assert all(b"\r\nhost: monolith:8000" in h.lower() for h in backend.heads)
+
+
+@pytest.mark.parametrize("raw", [True, False], ids=["raw", "asyncio"])
+def test_a_missing_unix_socket_is_a_connect_error(tmp_path, raw):
+    path = str(tmp_path / "absent.sock")
+
+    async def scenario() -> None:
+        pool = Pool(Backend(name="b", url="http://monolith:8000", socket=path))
+        pool.closes = raw
+        with pytest.raises(UpstreamError) as err:
+            await pool.exchange(b"GET", b"/", b"", None)
+        assert err.value.kind == "connect"
+        if raw:
+            assert str(err.value) == f"ENOENT on {path}"
+        await asyncio.sleep(0.01)
+        assert pool.open == 0
+
+    asyncio.run(scenario())

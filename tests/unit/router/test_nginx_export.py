@@ -51,3 +51,25 @@ def test_nginx_accepts_the_export(tmp_path):
         timeout=30,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_a_socket_backend_is_exported_as_a_unix_server(tmp_path):
+    config = load_config(
+        CONFIG.replace(
+            '"http://127.0.0.1:8000"}',
+            f'"http://127.0.0.1:8000", socket: "{tmp_path}/m.sock"}}',
+        )
+    )
+    text = export_nginx(config, version=1)
+    assert f"server unix:{tmp_path}/m.sock max_fails=" in text
+    assert f"server unix:{tmp_path}/m.sock backup;" in text
+    assert "server 127.0.0.1:8001 max_fails=" in text
+    if Path(NGINX).exists():
+        conf = tmp_path / "nginx.conf"
+        conf.write_text(export_nginx(config, version=1, listen="127.0.0.1:1"))
+        (tmp_path / "logs").mkdir()
+        result = subprocess.run(
+            [NGINX, "-t", "-p", str(tmp_path), "-c", str(conf)],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr

@@ -120,3 +120,41 @@ def test_every_problem_is_reported_at_once():
     found = problems(text)
     assert len(found) >= 4
     assert any("extra: unknown key" in p for p in found)
+
+
+def test_a_backend_may_be_reached_on_a_unix_socket():
+    config = load_config(
+        "backends:\n"
+        "  monolith: {url: 'http://monolith:8000', socket: /run/strangler/m.sock}\n"
+        "routes:\n  - {path: /**, to: monolith}\n"
+    )
+    backend = config.backends["monolith"]
+    assert backend.socket == "/run/strangler/m.sock"
+    assert backend.url == "http://monolith:8000"
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("run/m.sock", "is not a Unix socket path"),
+        ("/" + "s" * 107, "is not a Unix socket path"),
+        (8000, "is not a Unix socket path"),
+    ],
+)
+def test_a_bad_socket_path_names_the_line_and_the_fix(value, why):
+    text = (
+        f"backends:\n  monolith:\n    url: http://127.0.0.1:8000\n    socket: {value}\n"
+        "routes:\n  - {path: /**, to: monolith}\n"
+    )
+    [message] = problems(text)
+    assert message.startswith("routes.yaml:4: backends.monolith.socket:")
+    assert why in message and "fix: write an absolute path of at most 107" in message
+
+
+def test_a_socket_carries_plain_http_only():
+    text = (
+        "backends:\n  monolith:\n    url: https://example.org\n    socket: /run/m.sock\n"
+        "routes:\n  - {path: /**, to: monolith}\n"
+    )
+    [message] = problems(text)
+    assert "backends.monolith.socket: a Unix socket carries plain HTTP only" in message
