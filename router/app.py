@@ -101,6 +101,13 @@ RESPONSE_STRIPPED = (HOP_BY_HOP - {b"content-length"}) | {
     ROUTE_HEADER,
     EVENTS,
 }
+# A whole header line whose name is in RESPONSE_STRIPPED, found in a lower-cased block
+# behind a leading CRLF (``Response.lower``): the match ends at the next line's start.
+_RESPONSE_STRIPPED_LINE = re.compile(
+    rb"\r\n(?:"
+    + b"|".join(re.escape(n) for n in sorted(RESPONSE_STRIPPED, key=len, reverse=True))
+    + rb")[ \t]*:[^\r\n]*(?=\r\n)"
+)
 SAFE_BYTES = frozenset(m.encode() for m in SAFE_METHODS)
 BODYLESS_STATUS = frozenset({204, 304})
 ROUTE_CACHE_SIZE = 4096
@@ -684,37 +691,19 @@ class Router:
     def _upstream_block(
         self, req: Request, request_id: str, body: bytes, stream: BodyStream | None
     ) -> bytes:
-        hmap = req.hmap
-        stripped = REQUEST_STRIPPED
-        listed = hmap.get(b"connection")
-        if listed is not None:
-            stripped = stripped | {t.strip().lower() for t in listed.split(b",")}
-        lines = [
-            name + b": " + value + b"\r\n"
-            for name, value in req.headers
-            if name not in stripped and not name.startswith(b"x-forwarded-")
-        ]
-        prior = hmap.get(b"x-forwarded-for")
-        client = req.client.encode()
-        lines.append(
-            b"x-forwarded-for: "
-            + (prior + b", " + client if prior else client)
-            + b"\r\nx-forwarded-proto: "
-            + (hmap.get(b"x-forwarded-proto") or b"http")
-            + b"\r\n"
-        )
-        host = hmap.get(b"x-forwarded-host") or hmap.get(b"host")
-        if host:
-            lines.append(b"x-forwarded-host: " + host + b"\r\n")
-        lines.append(b"x-request-id: " + request_id.encode() + b"\r\n")
+        memo = req.memo
+        forward = memo.forward
+        if forward is None:  # the first request of a connection with these headers
+            forward = memo.forward = _forward_lines(req)
+        block = forward + b"x-request-id: " + request_id.encode() + b"\r\n"
         if stream is None:
             if body or req.method not in SAFE_METHODS:
-                lines.append(b"content-length: %d\r\n" % len(body))
-        elif b"content-length" in hmap:
-            lines.append(b"content-length: " + hmap[b"content-length"] + b"\r\n")
+                block += b"content-length: %d\r\n" % len(body)
+        elif b"content-length" in req.hmap:
+            block += b"content-length: " + req.hmap[b"content-length"] + b"\r\n"
         else:
-            lines.append(b"transfer-encoding: chunked\r\n")
-        return b"".join(lines)
+            block += b"transfer-encoding: chunked\r\n"
+        return block
 
     async def _attempt(
         self,
@@ -1015,18 +1004,48 @@ def _broke_mid_response(name: str, exc: UpstreamError) -> None:
 
 def _response_block(resp: Response, extra: bytes) -> bytes:
     """The answer's header lines for the client: the backend's minus hop-by-hop and the
-    router's own, plus ``extra``."""
-    stripped = RESPONSE_STRIPPED
-    return (
-        b"".join(
-            [
-                name + b": " + value + b"\r\n"
-                for name, value in resp.raw_headers
-                if name.lower() not in stripped
-            ]
-        )
-        + extra
+    router's own, plus ``extra``. The lines are passed on as they came, cut out only
+    where one of those names starts a line (``resp.lower`` is the block lower-cased
+    behind a leading CRLF, so offsets are one apart)."""
+    block = resp.block
+    kept, at = [], 0
+    for line in _RESPONSE_STRIPPED_LINE.finditer(resp.lower):
+        start, end = line.span()
+        kept.append(block[at : start])
+        at = end
+    if not kept:
+        return block + extra
+    kept.append(block[at:])
+    kept.append(extra)
+    return b"".join(kept)
+
+
+def _forward_lines(req: Request) -> bytes:
+    """The client's header lines the backend gets (minus hop-by-hop, the router's own and
+    any the Connection header lists) and X-Forwarded-For/Proto/Host."""
+    hmap = req.hmap
+    stripped = REQUEST_STRIPPED
+    listed = hmap.get(b"connection")
+    if listed is not None:
+        stripped = stripped | {t.strip().lower() for t in listed.split(b",")}
+    lines = [
+        name + b": " + value + b"\r\n"
+        for name, value in req.headers
+        if name not in stripped and not name.startswith(b"x-forwarded-")
+    ]
+    prior = hmap.get(b"x-forwarded-for")
+    client = req.client.encode()
+    lines.append(
+        b"x-forwarded-for: "
+        + (prior + b", " + client if prior else client)
+        + b"\r\nx-forwarded-proto: "
+        + (hmap.get(b"x-forwarded-proto") or b"http")
+        + b"\r\n"
     )
+    host = hmap.get(b"x-forwarded-host") or hmap.get(b"host")
+    if host:
+        lines.append(b"x-forwarded-host: " + host + b"\r\n")
+    return b"".join(lines)
 
 
 def _relay_whole(

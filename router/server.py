@@ -58,6 +58,24 @@ def status_line(status: int) -> bytes:
     return line if line is not None else b"HTTP/1.1 %d Unknown\r\n" % status
 
 
+class Headers:
+    """What is worked out from one request's header list: ``hmap`` (repeats joined with
+    ", ") and, once the router has built it, ``forward`` (the header lines it sends
+    upstream but for the request id and the length). A client sends the same headers on
+    each request of a connection more often than not, so the connection keeps the last
+    one and a request whose headers are equal shares it. Never changed once shared."""
+
+    __slots__ = ("forward", "headers", "hmap")
+
+    def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
+        self.headers = headers
+        self.forward: bytes | None = None
+        hmap: dict[bytes, bytes] = {}
+        for name, value in headers:
+            hmap[name] = hmap[name] + b", " + value if name in hmap else value
+        self.hmap = hmap
+
+
 class Request:
     """One parsed request. ``headers`` keeps order and repeats (names lower-case);
     ``hmap`` joins repeats with ", ". The body is ``body`` when it was small enough to
@@ -70,6 +88,7 @@ class Request:
         "hmap",
         "http11",
         "keep_alive",
+        "memo",
         "method",
         "parts",
         "path",
@@ -82,13 +101,16 @@ class Request:
     def __init__(self, client: str) -> None:
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
-        self.hmap: dict[bytes, bytes] = {}
         self.client = client
         self.body = b""
         self.stream: BodyStream | None = None
         self.parts: list[bytes] | None = None
 
-    def finish_head(self, parser: httptools.HttpRequestParser) -> None:
+    def finish_head(
+        self, parser: httptools.HttpRequestParser, memo: Headers | None
+    ) -> Headers:
+        """Complete the request from the parser; ``memo`` is the connection's last
+        ``Headers``, reused when this request's headers are equal. Returns the one used."""
         self.method = parser.get_method().decode("latin-1")
         self.http11 = parser.get_http_version() == "1.1"
         self.keep_alive = parser.should_keep_alive()
@@ -100,9 +122,11 @@ class Request:
         self.raw_path = raw_path
         path = raw_path.decode("latin-1")
         self.path = unquote(path) if "%" in path else path
-        hmap = self.hmap
-        for name, value in self.headers:
-            hmap[name] = hmap[name] + b", " + value if name in hmap else value
+        if memo is None or memo.headers != self.headers:
+            memo = Headers(self.headers)
+        self.memo = memo
+        self.hmap = memo.hmap
+        return memo
 
 
 class BodyStream:
@@ -185,6 +209,7 @@ class HttpConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.client = ""
         self.parsing: Request | None = None
+        self.memo: Headers | None = None
         self.active: Request | None = None
         self.waiting: deque[Request] = deque()
         self.closed = False
@@ -263,7 +288,7 @@ class HttpConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         req = self.parsing
-        req.finish_head(self.parser)
+        self.memo = req.finish_head(self.parser, self.memo)
         hmap = req.hmap
         length = hmap.get(b"content-length")
         expect = hmap.get(b"expect", b"").lower() == b"100-continue"

@@ -66,7 +66,12 @@ class Response(asyncio.Protocol):
         self.feeding = False
         self.woken = False
         self.status = 0
-        self.raw_headers: list[tuple[bytes, bytes]] = []
+        # The answer's header lines as the backend sent them (each ending CRLF, no status
+        # line) and a lower-cased copy behind a leading CRLF, for finding names at line
+        # starts: one C call each instead of a Python callback per header.
+        self.head_buf = b""
+        self.block = b""
+        self.lower = b""
         self.content_length: int | None = None
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
@@ -88,6 +93,8 @@ class Response(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.got_bytes = True
         self.last_activity = self.loop.time()
+        if not self.head_done:
+            self.head_buf = self.head_buf + data if self.head_buf else data
         self.feeding = True
         try:
             self.parser.feed_data(data)
@@ -124,15 +131,18 @@ class Response(asyncio.Protocol):
 
     # --- httptools callbacks -------------------------------------------------------------
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.raw_headers.append((name, value))
-
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
+        buf, self.head_buf = self.head_buf, b""
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:  # the parser wants CRLF line ends: not seen to happen
+            raise httptools.HttpParserError("no CRLF CRLF at the end of the head")
+        block = self.block = buf[buf.find(b"\r\n") + 2 : end + 2]
+        lower = self.lower = b"\r\n" + block.lower()
         length = None
-        for name, value in self.raw_headers:
-            if len(name) == 14 and name.lower() == b"content-length":
-                length = int(value)
+        at = lower.find(b"\r\ncontent-length:")
+        if at >= 0:
+            length = int(lower[at + 17 : lower.find(b"\r\n", at + 17)])
         self.content_length = length
         self.keep_alive = self.parser.should_keep_alive()
         self.pool.closes = not self.keep_alive
@@ -153,6 +163,15 @@ class Response(asyncio.Protocol):
         self.complete = True
         self.pool.inflight.discard(self)
         self._wake()
+
+    @property
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """The answer's headers as (name, value) pairs, in order."""
+        pairs = []
+        for line in self.block.split(b"\r\n")[:-1]:
+            name, _, value = line.partition(b":")
+            pairs.append((name, value.strip(b" \t")))
+        return pairs
 
     # --- the exchange --------------------------------------------------------------------
 

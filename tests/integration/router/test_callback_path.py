@@ -219,3 +219,108 @@ def test_a_refused_raw_connect_is_a_502_naming_the_backend(scripted, router_for)
     assert refused.status_code == 502
     assert refused.json()["error"]["code"] == "backend_unreachable"
     assert refused.headers["X-Strangler-Route"] == "plain; backend=b; version=1"
+
+
+def _raw_get(url: str, requests_: list[bytes]) -> bytes:
+    """Send ``requests_`` on one connection at once (pipelined) and read until as many
+    answers have come, and a moment more."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+        sock.sendall(b"".join(requests_))
+        data = b""
+        while data.count(b"HTTP/1.1 ") < len(requests_):
+            data += sock.recv(65536)
+        sock.settimeout(0.2)
+        try:
+            while chunk := sock.recv(65536):
+                data += chunk
+        except TimeoutError:
+            pass
+    return data
+
+
+def test_the_backends_header_lines_pass_as_sent_less_hop_by_hop(scripted, router_for):
+    """The answer's head is filtered as bytes: lines pass in order and case, and only
+    hop-by-hop lines and the router's own are cut, whatever their case, on both paths."""
+    lines = [
+        b"HTTP/1.1 200 OK",
+        b"X-First: 1",
+        b"CONNECTION: keep-alive",
+        b"Keep-Alive: timeout=5",
+        b"X-Request-Id: forged",
+        b"x-strangler-route: forged",
+        b"X-Strangler-Events: vote:1",
+        b"Content-Length: 2",
+        b"Connection-Extra: stays",
+        b"Te-Ah: stays",
+        b"X-Last: last",
+    ]
+    head = b"\r\n".join(lines) + b"\r\n\r\n"
+
+    def odd(conn: Conn) -> None:
+        while conn.request() is not None:
+            conn.send(head + b"ok")
+
+    router = router_for(scripted(odd))
+    with requests.Session() as client:
+        answers = [client.get(router.url + "/x") for _ in range(2)]
+    assert router.took(2) == [False, True]
+    for a in answers:
+        assert a.text == "ok"
+        names = [k.lower() for k in a.raw.headers]
+        assert names[:4] == ["x-first", "content-length", "connection-extra", "te-ah"]
+        assert a.headers["X-Last"] == "last"
+        assert "keep-alive" not in names and "x-strangler-events" not in names
+        assert a.headers["X-Request-ID"] != "forged"
+        assert a.headers["X-Strangler-Route"] == "plain; backend=b; version=1"
+    raw = _raw_get(router.url, [b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n"])
+    assert b"X-First: 1\r\nContent-Length: 2\r\nConnection-Extra: stays\r\n" in raw
+
+
+def test_each_request_on_a_connection_forwards_its_own_headers(scripted, router_for):
+    """A connection keeps the last request's worked-out headers for the next one with
+    equal headers: requests with other headers, pipelined too, get their own."""
+    backend = scripted(keep_alive)
+    router = router_for(backend)
+    with requests.Session() as client:
+        client.get(router.url + "/warm")  # the Task path opens a connection to reuse
+
+    def get(extra: bytes) -> bytes:
+        return b"GET /h HTTP/1.1\r\nHost: t\r\n" + extra + b"\r\n"
+
+    raw = _raw_get(
+        router.url,
+        [
+            get(b"X-User: a\r\n"),
+            get(b"X-User: a\r\n"),
+            get(b"X-User: b\r\nX-Forwarded-For: 10.0.0.9\r\n"),
+            get(b"X-User: a\r\n"),
+        ],
+    )
+    assert raw.count(b"HTTP/1.1 200 OK") == 4
+    assert router.took(5)[1:] == [True] * 4
+    seen = [r.lower() for r in backend.requests if b"GET /h " in r]
+    assert [b"x-user: a\r\n" in r for r in seen] == [True, True, False, True]
+    assert b"x-user: b\r\n" in seen[2]
+    assert [b"x-forwarded-for: 10.0.0.9, 127.0.0.1\r\n" in r for r in seen] == [
+        False,
+        False,
+        True,
+        False,
+    ]
+    assert all(b"x-forwarded-for: 127.0.0.1\r\n" in seen[i] for i in (0, 1, 3))
+
+
+def test_a_head_with_bare_lf_line_ends_is_a_bad_response(scripted, router_for):
+    def bare(conn: Conn) -> None:
+        while conn.request() is not None:
+            conn.send(b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok")
+
+    router = router_for(scripted(bare))
+    answer_ = requests.get(router.url + "/x", timeout=5)
+    assert answer_.status_code == 502
+    assert answer_.json()["error"]["code"] == "backend_error"
+    assert "'b'" in answer_.json()["error"]["message"]
