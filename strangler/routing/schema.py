@@ -286,7 +286,14 @@ def _backend(c: _Checker, name: Any, spec: Any) -> Backend | None:
     c.keys(
         spec,
         path,
-        ["url", "connect_timeout", "read_timeout", "dry_run", "max_connections", "socket"],
+        [
+            "url",
+            "connect_timeout",
+            "read_timeout",
+            "dry_run",
+            "max_connections",
+            "socket",
+        ],
     )
     url = spec.get("url")
     parts = urlsplit(url) if isinstance(url, str) else None
