@@ -224,7 +224,6 @@ class Router:
         self.breakers: dict[str, Breaker] = {}
         self.last_error: dict[str, Any] | None = None
         self.rejected_version: int | None = None
-        self.counts: dict[tuple[str, str], int] = {}
         self.shadower: Shadower | None = None
         self._poller: asyncio.Task | None = None
         self._retired: set[asyncio.Task] = set()
@@ -781,19 +780,10 @@ class Router:
     ) -> None:
         elapsed = time.perf_counter() - started
         method = req.method
-        name = route.name
-        STATS.add(name, backend, method, status_code, elapsed)
-        counted = (name, backend)
-        self.counts[counted] = self.counts.get(counted, 0) + 1
+        STATS.add(route.name, backend, method, status_code, elapsed)
         if self.access_log is not None:
             self.access_log.add(
-                request_id,
-                method,
-                req.path,
-                status_code,
-                logged,
-                self.version,
-                round(elapsed * 1000, 2),
+                request_id, method, req.path, status_code, logged, self.version, elapsed
             )
 
 
@@ -1011,7 +1001,7 @@ def _response_block(resp: Response, extra: bytes) -> bytes:
     kept, at = [], 0
     for line in _RESPONSE_STRIPPED_LINE.finditer(resp.lower):
         start, end = line.span()
-        kept.append(block[at : start])
+        kept.append(block[at:start])
         at = end
     if not kept:
         return block + extra

@@ -55,6 +55,13 @@ class RequestStats(Collector):
         row[bisect_left(self.bounds, seconds)] += 1
         row[-1] += seconds
 
+    def per_route_and_backend(self) -> dict[tuple[str, str], int]:
+        """Requests answered per (route, backend), all methods and statuses."""
+        out: dict[tuple[str, str], int] = {}
+        for (route, backend, _, _), n in list(self.requests.items()):
+            out[route, backend] = out.get((route, backend), 0) + n
+        return out
+
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
             "router_requests",

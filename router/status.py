@@ -7,6 +7,7 @@ import html
 import json
 from typing import TYPE_CHECKING, Any
 
+from router.metrics import STATS
 from strangler.routing.cli import route_rows
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ def snapshot(router: Router) -> dict[str, Any]:
         },
         "counts": [
             {"route": route, "backend": backend, "requests": n}
-            for (route, backend), n in sorted(router.counts.items())
+            for (route, backend), n in sorted(STATS.per_route_and_backend().items())
         ],
         "shadow": router.shadower.counts.summary() if router.shadower else {},
         "shadow_queue": router.shadower.queue.qsize() if router.shadower else 0,

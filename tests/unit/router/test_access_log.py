@@ -29,8 +29,8 @@ def test_each_line_is_json_with_the_request_as_given(path):
     async def scenario() -> str:
         stream = io.StringIO()
         log = AccessLog(stream)
-        log.add("rid-1", "GET", path, 200, route_and_backend("r", "b"), 7, 1.25)
-        log.add("rid-2", "POST", path, 502, route_and_backend("r", "b"), None, 0.5)
+        log.add("rid-1", "GET", path, 200, route_and_backend("r", "b"), 7, 0.00125)
+        log.add("rid-2", "POST", path, 502, route_and_backend("r", "b"), None, 12.0345)
         log.flush()
         return stream.getvalue()
 
@@ -38,4 +38,4 @@ def test_each_line_is_json_with_the_request_as_given(path):
     assert first["path"] == path and second["path"] == path
     assert (first["version"], second["version"]) == (7, None)
     assert (first["status"], first["route"], first["backend"]) == (200, "r", "b")
-    assert (second["request_id"], second["ms"]) == ("rid-2", 0.5)
+    assert (first["ms"], second["request_id"], second["ms"]) == (1.25, "rid-2", 12034.5)

@@ -83,3 +83,20 @@ def test_counts_and_cumulative_buckets_per_route_and_backend():
 def test_nothing_counted_exposes_the_families_without_samples():
     got = _scrape(RequestStats())
     assert got == {}
+
+
+def test_requests_per_route_and_backend_for_the_status_page():
+    stats = RequestStats()
+    for route, backend, method, status in [
+        ("votes", "vote", "GET", 200),
+        ("votes", "vote", "POST", 201),
+        ("votes", "vote", "POST", 201),
+        ("votes", "monolith", "GET", 502),
+        ("default", "monolith", "GET", 200),
+    ]:
+        stats.add(route, backend, method, status, 0.001)
+    assert stats.per_route_and_backend() == {
+        ("votes", "vote"): 3,
+        ("votes", "monolith"): 1,
+        ("default", "monolith"): 1,
+    }
