@@ -18,8 +18,10 @@ import contextlib
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -84,6 +86,11 @@ class FullStack:
     plan_env: dict[str, str] = field(default_factory=dict)
     users: list[int] = field(default_factory=list)
     router_url: str = ""
+    # The services' Unix sockets, which the router uses as deployed (scripts/stack.py);
+    # in a short directory of its own, for the 107-byte limit on socket paths.
+    sockets: Path = field(
+        default_factory=lambda: Path(tempfile.mkdtemp(prefix="h_e2e_sock_"))
+    )
 
     @property
     def control(self) -> str:
@@ -172,7 +179,9 @@ class FullStack:
                 deployable.env["VOTE_SERVICE_URL"] = self.urls["vote"]
                 deployable.env["CHOICE_SERVICE_URL"] = self.urls["choice"]
             self.procs[f"gunicorn-{name}"], self.urls[name] = s.gunicorn(
-                deployable, self.work / f"gunicorn-{name}.log"
+                deployable,
+                self.work / f"gunicorn-{name}.log",
+                self.sockets / f"{name}.sock",
             )
         self.start("relay-monolith", self.monolith, ["relay", "--producer", "monolith"])
         self.start("consume-vote", self.vote, ["consume", "--service", "vote"])
@@ -193,9 +202,12 @@ class FullStack:
             yaml.safe_dump(
                 {
                     "backends": {
-                        "monolith": {"url": self.urls["monolith"]},
-                        "vote": {"url": self.urls["vote"], "dry_run": True},
-                        "choice": {"url": self.urls["choice"], "dry_run": True},
+                        name: {
+                            "url": self.urls[name],
+                            "socket": str(self.sockets / f"{name}.sock"),
+                            **({"dry_run": True} if name != "monolith" else {}),
+                        }
+                        for name in ("monolith", "vote", "choice")
                     },
                     "routes": [
                         {
@@ -245,6 +257,7 @@ class FullStack:
                 )
         for name in (*(d.database for d in self.deployables.values()), self.control):
             s.drop_database(name)
+        shutil.rmtree(self.sockets, ignore_errors=True)
 
     # --- commands ----------------------------------------------------------------------
 

@@ -177,11 +177,16 @@ def strangler_proc(
     return Proc([sys.executable, "-m", "strangler", *verb], env, log)
 
 
-def gunicorn(deployable: Deployable, log: Path) -> tuple[Proc, str]:
+def gunicorn(
+    deployable: Deployable, log: Path, sock: Path | None = None
+) -> tuple[Proc, str]:
+    """gunicorn on a free port, and on the Unix socket ``sock`` too when given (as
+    scripts/stack.py deploys it, for the router)."""
     port = free_port()
+    unix = ["--bind", f"unix:{sock}"] if sock is not None else []
     proc = Proc(
         [sys.executable, "-m", "gunicorn", f"{WSGI[deployable.name]}:application",
-         "--bind", f"127.0.0.1:{port}", "--workers", "4", "--threads", "2",
+         "--bind", f"127.0.0.1:{port}", *unix, "--workers", "4", "--threads", "2",
          "--graceful-timeout", "5", "--no-control-socket"],
         deployable.env, log,
     )  # fmt: skip
