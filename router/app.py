@@ -995,8 +995,9 @@ def _broke_mid_response(name: str, exc: UpstreamError) -> None:
 def _response_block(resp: Response, extra: bytes) -> bytes:
     """The answer's header lines for the client: the backend's minus hop-by-hop and the
     router's own, plus ``extra``. The lines are passed on as they came, cut out only
-    where one of those names starts a line (``resp.lower`` is the block lower-cased
-    behind a leading CRLF, so offsets are one apart)."""
+    where one of those names starts a line. ``resp.lower`` is the block lower-cased
+    behind a leading CRLF, so a match there (from the CRLF before a line to the CRLF
+    ending it) spans exactly that line, CRLF included, in the block."""
     block = resp.block
     kept, at = [], 0
     for line in _RESPONSE_STRIPPED_LINE.finditer(resp.lower):
