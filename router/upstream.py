@@ -325,9 +325,21 @@ class _Poller:
         self.links[link.fd] = link
         link.turn = self.turn
         self.epoll.register(link.fd, events)
+        link.watched = True
 
     def change(self, link: Link, events: int) -> None:
-        self.epoll.modify(link.fd, events)
+        """What ``link`` waits for now. Nothing (paused, nothing to send) takes it out of
+        the set: epoll reports a hang-up whatever the mask, and a paused socket whose
+        backend has closed would wake the loop on every turn."""
+        if not events:
+            if link.watched:
+                self.epoll.unregister(link.fd)
+                link.watched = False
+        elif link.watched:
+            self.epoll.modify(link.fd, events)
+        else:
+            self.epoll.register(link.fd, events)
+            link.watched = True
 
     def forget(self, link: Link) -> None:
         """Before its socket closes (which takes it out of the set)."""
@@ -385,6 +397,7 @@ class Link:
         "sock",
         "timer",
         "turn",
+        "watched",
     )
 
     def __init__(

@@ -117,3 +117,29 @@ def test_a_socket_number_reused_within_one_batch_gets_no_stale_event():
             sock.close()
 
     _run(scenario)
+
+
+def test_a_paused_link_whose_peer_hung_up_does_not_wake_the_loop():
+    """epoll reports a hang-up whatever the mask: a link that waits for nothing is out of
+    the set until it waits again, and then hears the hang-up."""
+
+    async def scenario() -> None:
+        poller = _poller(asyncio.get_running_loop())
+        seen: list[str] = []
+        ours, peer = socket.socketpair()
+        link = FakeLink("a", ours, seen)
+        poller.watch(link, _IN)
+        link.reading = False
+        poller.change(link, 0)  # paused, nothing pending
+        peer.close()  # the backend hangs up
+        before = poller.turn
+        await _settle()
+        assert poller.turn - before <= 1 and seen == []
+        link.reading = True
+        poller.change(link, _IN)
+        await _settle()
+        assert seen and set(seen) == {"a read"}
+        poller.forget(link)
+        ours.close()
+
+    _run(scenario)
