@@ -8,8 +8,10 @@ test shows which path answered.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -224,9 +226,6 @@ def test_a_refused_raw_connect_is_a_502_naming_the_backend(scripted, router_for)
 def _raw_get(url: str, requests_: list[bytes]) -> bytes:
     """Send ``requests_`` on one connection at once (pipelined) and read until as many
     answers have come, and a moment more."""
-    import socket
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
         sock.sendall(b"".join(requests_))
