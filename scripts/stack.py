@@ -33,6 +33,7 @@ from pathlib import Path
 import yaml
 
 from strangler.routing.schema import UNIX_PATH_MAX, dump_config
+from strangler.routing.store import RouteStore, StoreError
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -179,6 +180,50 @@ def router_bootstrap(var: Path, ports: Ports, sockets: dict[str, Path]) -> Path:
         + dump_config(config)
     )
     return path
+
+
+def stale_router_store(store_dir: Path, bootstrap: Path) -> str | None:
+    """The warning to print when the router's store already holds a config whose
+    backends are not where this stack serves them (a var/ from before the Unix sockets,
+    or another ``--port-base``): the router keeps the stored version, and would go on
+    sending there. None when they match, or when there is no stored config yet (the
+    router installs the bootstrap) or it cannot be read (the router says why itself)."""
+    store = RouteStore(store_dir)
+    try:
+        version = store.current_version()
+        if version is None:
+            return None
+        stored = yaml.safe_load(store.read(version))["backends"]
+    except (StoreError, yaml.YAMLError, KeyError, TypeError):
+        return None
+    if not isinstance(stored, dict):
+        return None
+    wanted = yaml.safe_load(bootstrap.read_text())["backends"]
+
+    def address(backend: object) -> tuple:
+        if not isinstance(backend, dict):
+            return None, None
+        return backend.get("url"), backend.get("socket")
+
+    def shown(backend: dict) -> str:
+        url, path = address(backend)
+        return f"{url} via {path}" if path else str(url)
+
+    moved = []
+    for name in DEPLOYABLES:
+        have, want = stored.get(name), wanted.get(name)
+        if want is not None and address(have) != address(want):
+            moved.append(f"{name} at {shown(have)} (this stack: {shown(want)})")
+    if not moved:
+        return None
+    return (
+        f"stack: the router keeps its stored config (version {version}), whose backends "
+        f"are not where this stack serves them: {'; '.join(moved)}. To move them: "
+        f"STRANGLER_ROUTER_DIR={store_dir} .venv/bin/strangler route apply {bootstrap} "
+        "--why 'the stack serves its backends elsewhere' "
+        "(it also puts the example's routes back), or ./scripts/run --reset (starts the "
+        "whole stack over)"
+    )
 
 
 DEPLOYABLES = {
@@ -369,6 +414,11 @@ def up(args: argparse.Namespace) -> int:
         print(f"stack: process logs go to {logs}/", file=sys.stderr)
     try:
         router_config = router_bootstrap(var, ports, sockets)
+        stale = stale_router_store(
+            Path(shared_env["STRANGLER_ROUTER_DIR"]), router_config
+        )
+        if stale:
+            print(stale, file=sys.stderr)
         for spec in stack(args, ports, router_config, sockets):
             env = {**os.environ, **shared_env, **spec.env}
             metrics_dir = var / "prometheus" / spec.name

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import http.client
 import importlib.util
+import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from strangler.routing.schema import UNIX_PATH_MAX, load_config
+from strangler.routing.store import RouteStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -159,3 +162,53 @@ def test_gunicorn_answers_on_its_port_and_on_its_unix_socket(tmp_path):
         proc.terminate()
         proc.wait(timeout=15)
     assert not unix.exists()  # gunicorn removes its socket when it stops
+
+
+def test_a_stored_router_config_elsewhere_is_named_with_the_command_that_moves_it(
+    tmp_path,
+):
+    """A var/ whose router store predates the sockets (or another --port-base) keeps
+    its config: the stack says which backends are elsewhere and how to move them, and
+    following that advice leaves nothing to say."""
+    var = tmp_path / "var"
+    var.mkdir()
+    store_dir = var / "router"
+    (tmp_path / "old").mkdir()
+    old = stack.router_bootstrap(tmp_path / "old", stack.Ports.from_base(9000), {})
+    RouteStore(store_dir).commit(old.read_text(), action="first start", why="test")
+    bootstrap = stack.router_bootstrap(
+        var, stack.Ports.from_base(8000), stack.prepare_sockets(var)
+    )
+
+    said = stack.stale_router_store(store_dir, bootstrap)
+
+    assert said.startswith("stack: the router keeps its stored config (version 1)")
+    assert (
+        "monolith at http://127.0.0.1:9000 (this stack: http://127.0.0.1:8000 via "
+        in said
+    )
+    assert f"{var / 'run' / 'choice.sock'})" in said
+    command = said.split("To move them: ", 1)[1].split(" (it also", 1)[0]
+    assert command.startswith(f"STRANGLER_ROUTER_DIR={store_dir} .venv/bin/strangler ")
+    argv = shlex.split(command.split(" ", 1)[1])
+    done = subprocess.run(
+        [sys.executable, "-m", "strangler", *argv[1:]],
+        env={**os.environ, "STRANGLER_ROUTER_DIR": str(store_dir)},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert RouteStore(store_dir).current_version() == 2
+    assert stack.stale_router_store(store_dir, bootstrap) is None
+
+
+def test_no_word_about_the_router_store_when_it_is_empty_or_broken(tmp_path):
+    bootstrap = stack.router_bootstrap(
+        tmp_path, stack.Ports.from_base(8001), stack.prepare_sockets(tmp_path)
+    )
+    store_dir = tmp_path / "router"
+    assert stack.stale_router_store(store_dir, bootstrap) is None  # nothing stored
+    store_dir.mkdir()
+    (store_dir / "current").write_text("not a number\n")
+    assert stack.stale_router_store(store_dir, bootstrap) is None  # the router says
