@@ -37,6 +37,14 @@ HIGH_WATER = 256 * 1024
 SWEEP_SECONDS = 0.05  # how late a read timeout may be noticed
 WHOLE_BELOW = 64 * 1024  # a body of known length up to this is awaited whole
 RESOLVE_SECONDS = 5.0  # a backend named by host name is looked up again this often
+# A pool of kept-alive connections grows by one connection at a time, this far apart
+# (its first opens at once). gunicorn's gthread workers keep the connections they accept,
+# and a burst of connects goes to whichever worker is quicker to accept them: with all of
+# them, one worker queues the whole load while the other idles, at half the throughput,
+# for as long as the pool lives. Opened one by one, each new connection goes to a worker
+# with time to take it. Backends that close every connection (sync workers) are not held
+# back: they need a connect per request.
+SLOW_START_SECONDS = 0.005
 _NO_BODY_STATUS = frozenset({204, 304})
 _READ_SIZE = 64 * 1024  # under malloc's mmap threshold: no mmap/munmap per read
 
@@ -523,6 +531,11 @@ class Link:
         self.loop.call_soon(protocol.connection_lost, exc)
 
 
+def _wake(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class Pool:
     """One backend's keep-alive connections, at most ``backend.max_connections`` open."""
 
@@ -563,6 +576,7 @@ class Pool:
         self.open = 0
         self.waiters: deque[asyncio.Future] = deque()
         self.closing = False
+        self.opened_at = -float("inf")  # when the pool last opened a connection
 
     def take_idle(self) -> Response | None:
         """A kept-alive connection that is fresh enough to reuse, if there is one."""
@@ -601,7 +615,21 @@ class Pool:
             self.waiters.append(waiter)
             await waiter
             return await self.acquire()
+        if not self.closes and self.open:
+            wait = self.opened_at + SLOW_START_SECONDS - self.loop.time()
+            if wait > 0:
+                # Until then, or until a connection is given back (``put_back`` wakes
+                # one waiter), whichever comes first: then take it, or open one.
+                waiter = self.loop.create_future()
+                self.waiters.append(waiter)
+                timer = self.loop.call_later(wait, _wake, waiter)
+                try:
+                    await waiter
+                finally:
+                    timer.cancel()
+                return await self.acquire()
         self.open += 1
+        self.opened_at = self.loop.time()
         if self.closes and self.ssl is None:
             return await self._connect_raw()
         connect = (

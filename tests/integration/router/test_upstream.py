@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 from collections.abc import Callable
 
 import pytest
 
+from router import upstream
 from router.upstream import Link, Pool, UpstreamError
 from strangler.routing.schema import Backend
 from tests.integration.router.rawserver import ThreadedServer, read_request
@@ -252,3 +254,57 @@ def test_a_missing_unix_socket_is_a_connect_error(tmp_path, raw):
         assert pool.open == 0
 
     asyncio.run(scenario())
+
+
+def test_a_kept_alive_pool_grows_one_connection_at_a_time_and_reuses_meanwhile(
+    monkeypatch,
+):
+    """gthread workers keep the connections they accept, and a burst of connects can all
+    go to one of them. The pool opens its next connection only SLOW_START_SECONDS after
+    the last; requests meanwhile take a connection as soon as one is given back."""
+    monkeypatch.setattr(upstream, "SLOW_START_SECONDS", 60.0)
+
+    async def scenario(backend: Backend1) -> None:
+        pool = _pool(backend.port)
+        answers = await asyncio.gather(*(_get(pool) for _ in range(5)))
+        assert [answer[:2] for answer in answers] == [(200, b"ok")] * 5
+        assert pool.open == 1
+
+    with Backend1(close=False) as backend:
+        asyncio.run(asyncio.wait_for(scenario(backend), 10))
+        assert backend.connections == 1
+
+
+def test_a_kept_alive_pool_still_grows_to_what_the_load_needs():
+    """Three requests the backend holds until all three are in need three connections:
+    the pool opens them, a slow start apart."""
+    arrived = threading.Barrier(3, timeout=5)
+
+    async def scenario(backend: Backend1) -> None:
+        pool = _pool(backend.port)
+        answers = await asyncio.gather(*(_get(pool) for _ in range(3)))
+        assert [answer[:2] for answer in answers] == [(200, b"ok")] * 3
+        assert pool.open == 3
+
+    with Backend1(close=False) as backend:
+        backend.before_read = lambda sock: arrived.wait()
+        asyncio.run(asyncio.wait_for(scenario(backend), 10))
+        assert backend.connections == 3
+
+
+def test_a_backend_that_closes_every_connection_is_not_held_back(monkeypatch):
+    """Sync workers need a connect per request: five at once get five connections."""
+    monkeypatch.setattr(upstream, "SLOW_START_SECONDS", 60.0)
+    arrived = threading.Barrier(5, timeout=5)
+
+    async def scenario(backend: Backend1) -> None:
+        pool = _pool(backend.port)
+        await _get(pool)  # the answer says it closes
+        assert pool.closes
+        backend.before_read = lambda sock: arrived.wait()
+        answers = await asyncio.gather(*(_get(pool) for _ in range(5)))
+        assert [answer[:2] for answer in answers] == [(200, b"ok")] * 5
+
+    with Backend1(close=True) as backend:
+        asyncio.run(asyncio.wait_for(scenario(backend), 10))
+        assert backend.connections == 6
