@@ -256,6 +256,12 @@ def test_a_missing_unix_socket_is_a_connect_error(tmp_path, raw):
     asyncio.run(scenario())
 
 
+async def _get_all(pool: Pool, n: int) -> None:
+    """``n`` requests at once, each answered 200 ok."""
+    answers = await asyncio.gather(*(_get(pool) for _ in range(n)))
+    assert [answer[:2] for answer in answers] == [(200, b"ok")] * n
+
+
 def test_a_kept_alive_pool_grows_one_connection_at_a_time_and_reuses_meanwhile(
     monkeypatch,
 ):
@@ -266,8 +272,7 @@ def test_a_kept_alive_pool_grows_one_connection_at_a_time_and_reuses_meanwhile(
 
     async def scenario(backend: Backend1) -> None:
         pool = _pool(backend.port)
-        answers = await asyncio.gather(*(_get(pool) for _ in range(5)))
-        assert [answer[:2] for answer in answers] == [(200, b"ok")] * 5
+        await _get_all(pool, 5)
         assert pool.open == 1
 
     with Backend1(close=False) as backend:
@@ -282,8 +287,7 @@ def test_a_kept_alive_pool_still_grows_to_what_the_load_needs():
 
     async def scenario(backend: Backend1) -> None:
         pool = _pool(backend.port)
-        answers = await asyncio.gather(*(_get(pool) for _ in range(3)))
-        assert [answer[:2] for answer in answers] == [(200, b"ok")] * 3
+        await _get_all(pool, 3)
         assert pool.open == 3
 
     with Backend1(close=False) as backend:
@@ -302,8 +306,7 @@ def test_a_backend_that_closes_every_connection_is_not_held_back(monkeypatch):
         await _get(pool)  # the answer says it closes
         assert pool.closes
         backend.before_read = lambda sock: arrived.wait()
-        answers = await asyncio.gather(*(_get(pool) for _ in range(5)))
-        assert [answer[:2] for answer in answers] == [(200, b"ok")] * 5
+        await _get_all(pool, 5)
 
     with Backend1(close=True) as backend:
         asyncio.run(asyncio.wait_for(scenario(backend), 10))
