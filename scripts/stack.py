@@ -32,7 +32,13 @@ from pathlib import Path
 
 import yaml
 
-from strangler.routing.schema import UNIX_PATH_MAX, dump_config
+from strangler.routing.schema import (
+    UNIX_PATH_MAX,
+    Backend,
+    ConfigError,
+    dump_config,
+    load_config,
+)
 from strangler.routing.store import RouteStore, StoreError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -193,27 +199,23 @@ def stale_router_store(store_dir: Path, bootstrap: Path) -> str | None:
         version = store.current_version()
         if version is None:
             return None
-        stored = yaml.safe_load(store.read(version))["backends"]
-    except (StoreError, yaml.YAMLError, KeyError, TypeError):
+        stored = load_config(store.read(version)).backends
+    except (StoreError, ConfigError):
         return None
-    if not isinstance(stored, dict):
-        return None
-    wanted = yaml.safe_load(bootstrap.read_text())["backends"]
+    wanted = load_config(bootstrap.read_text()).backends
 
-    def address(backend: object) -> tuple:
-        if not isinstance(backend, dict):
-            return None, None
-        return backend.get("url"), backend.get("socket")
+    def address(backend: Backend | None) -> tuple[str | None, str | None]:
+        return (backend.url, backend.socket) if backend else (None, None)
 
-    def shown(backend: dict) -> str:
+    def shown(backend: Backend | None) -> str:
         url, path = address(backend)
         return f"{url} via {path}" if path else str(url)
 
-    moved = []
-    for name in DEPLOYABLES:
-        have, want = stored.get(name), wanted.get(name)
-        if want is not None and address(have) != address(want):
-            moved.append(f"{name} at {shown(have)} (this stack: {shown(want)})")
+    moved = [
+        f"{name} at {shown(stored.get(name))} (this stack: {shown(wanted[name])})"
+        for name in DEPLOYABLES
+        if name in wanted and address(stored.get(name)) != address(wanted[name])
+    ]
     if not moved:
         return None
     return (
