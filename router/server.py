@@ -112,8 +112,7 @@ class Request:
         """Complete the request from the parser; ``memo`` is the connection's last
         ``Headers``, reused when this request's headers are equal. Returns the one used."""
         self.method = parser.get_method().decode("latin-1")
-        self.http11 = parser.get_http_version() == "1.1"
-        self.keep_alive = parser.should_keep_alive()
+        self.keep_alive = keep_alive = parser.should_keep_alive()
         url = self.url
         if url[:1] != b"/":
             parsed = httptools.parse_url(url)
@@ -125,7 +124,12 @@ class Request:
         if memo is None or memo.headers != self.headers:
             memo = Headers(self.headers)
         self.memo = memo
-        self.hmap = memo.hmap
+        hmap = self.hmap = memo.hmap
+        # Kept alive without a Connection header is HTTP/1.1 (1.0 needs "keep-alive"
+        # said); else ask the parser, whose version string costs a format call.
+        self.http11 = (
+            keep_alive and b"connection" not in hmap
+        ) or parser.get_http_version() == "1.1"
         return memo
 
 

@@ -60,6 +60,38 @@ class UpstreamError(Exception):
 class Response(asyncio.Protocol):
     """One connection to the backend; while a request is in flight, also its response."""
 
+    # One per request to a backend that closes every connection: no instance dict to
+    # build and free each time.
+    __slots__ = (
+        "block",
+        "buffered",
+        "chunks",
+        "closed",
+        "complete",
+        "content_length",
+        "counted",
+        "error",
+        "feeding",
+        "got_bytes",
+        "head_buf",
+        "head_done",
+        "head_only",
+        "idle_since",
+        "keep_alive",
+        "last_activity",
+        "loop",
+        "lower",
+        "notify",
+        "parser",
+        "paused",
+        "pool",
+        "reused",
+        "status",
+        "transport",
+        "waiter",
+        "woken",
+    )
+
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self.loop = pool.loop
@@ -221,7 +253,8 @@ class Response(asyncio.Protocol):
             self.waiter = None
 
     def send(self, head: bytes, body: bytes | None, head_only: bool) -> None:
-        self._reset()
+        if self.reused or self.got_bytes or self.error is not None:
+            self._reset()  # else nothing has touched what __init__ set
         self.head_only = head_only
         self.last_activity = self.loop.time()
         self.pool.watch(self)
@@ -409,7 +442,11 @@ class Link:
     )
 
     def __init__(
-        self, protocol: Response, sock: _socket.socket, connect_timeout: float
+        self,
+        protocol: Response,
+        sock: _socket.socket,
+        connect_timeout: float,
+        poller: _Poller,
     ) -> None:
         self.protocol = protocol
         self.loop = protocol.loop
@@ -421,7 +458,7 @@ class Link:
         self.reading = True
         self.connect_timeout = connect_timeout
         self.timer: asyncio.TimerHandle | None = None
-        self.poller = _poller(self.loop)
+        self.poller = poller
         self.poller.watch(self, _IN)
         protocol.connection_made(self)
 
@@ -577,6 +614,7 @@ class Pool:
         self.waiters: deque[asyncio.Future] = deque()
         self.closing = False
         self.opened_at = -float("inf")  # when the pool last opened a connection
+        self.poller: _Poller | None = None  # the loop's, once a raw socket needs it
 
     def take_idle(self) -> Response | None:
         """A kept-alive connection that is fresh enough to reuse, if there is one."""
@@ -696,7 +734,10 @@ class Pool:
             raise UpstreamError("connect", reason)
         conn = Response(self)
         conn.reused = False
-        Link(conn, sock, self.backend.connect_timeout)
+        poller = self.poller
+        if poller is None:
+            poller = self.poller = _poller(self.loop)
+        Link(conn, sock, self.backend.connect_timeout, poller)
         return conn
 
     async def exchange(

@@ -20,6 +20,21 @@ def _raw(url: str, data: bytes) -> bytes:
     return out
 
 
+def _raw_answer(url: str, data: bytes, length: int) -> tuple[bytes, bytes]:
+    """The head and the first ``length`` bytes after it, or all up to the close."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(data)
+        out = b""
+        while (at := out.find(b"\r\n\r\n")) < 0 or len(out) - at - 4 < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    head, _, body = out.partition(b"\r\n\r\n")
+    return head, body[:length]
+
+
 def _router(two_backends, store, start_router, settings: str = "", **env: str):
     alpha, _ = two_backends
     store.commit(
@@ -63,6 +78,15 @@ def test_head_http10_and_pipelined_requests(two_backends, store, start_router):
     head_part, _, body = old.partition(b"\r\n\r\n")
     assert b"transfer-encoding" not in head_part.lower()
     assert len(body) == 100_000
+    # Kept alive by its Connection header, still HTTP/1.0: no chunked framing for it
+    # (a length, or the end of the body at the close).
+    head_part, body = _raw_answer(
+        router.url,
+        b"GET /big?n=100000 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        100_000,
+    )
+    assert b"transfer-encoding" not in head_part.lower()
+    assert body == b"x" * 100_000
     piped = _raw(
         router.url,
         b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
