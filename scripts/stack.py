@@ -17,6 +17,7 @@ the demo starts again from the ``monolith`` stage.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import secrets
@@ -286,6 +287,31 @@ def local_secret(var: Path, name: str) -> str:
     return path.read_text().strip()
 
 
+def claim_var(var: Path, ports: Ports):
+    """Hold ``var/stack.lock`` for as long as this stack runs; the open file is the hold.
+    Two stacks on one var/ would share its databases, plan state and router store, and
+    the second's gunicorn would remove the first's Unix sockets and take their paths. The
+    lock goes with the process that holds it, a killed one too, so nothing is left to
+    clean up. Refused: exit with the holder named, before ``--reset`` touches anything."""
+    var.mkdir(parents=True, exist_ok=True)
+    lock = open(var / "stack.lock", "a+")  # noqa: SIM115 - held until the stack stops
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "a process that has not said which"
+        lock.close()
+        raise SystemExit(
+            f"stack: {var} is in use by another stack ({holder}). Stop that one, or "
+            "give this one its own state: STRANGLER_VAR_DIR=/another/dir ./scripts/run"
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"pid {os.getpid()}, router on port {ports.router}\n")
+    lock.flush()
+    return lock
+
+
 def ports_free(ports: Ports) -> None:
     """Refuse to start when a port is taken: a health check would reach the other process."""
     for name in ("monolith", "vote", "choice", "router"):
@@ -386,9 +412,9 @@ def up(args: argparse.Namespace) -> int:
     var = Path(os.environ.get("STRANGLER_VAR_DIR", ROOT / "var"))
     ports = Ports.from_base(args.port_base)
     ports_free(ports)
+    lock = claim_var(var, ports)  # noqa: F841 - held while the stack runs
     if args.reset:
         reset(var)
-    var.mkdir(parents=True, exist_ok=True)
     sockets = prepare_sockets(var)
     shared_env = {
         "STRANGLER_VAR_DIR": str(var),

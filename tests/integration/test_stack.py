@@ -212,3 +212,76 @@ def test_no_word_about_the_router_store_when_it_is_empty_or_broken(tmp_path):
     store_dir.mkdir()
     (store_dir / "current").write_text("not a number\n")
     assert stack.stale_router_store(store_dir, bootstrap) is None  # the router says
+
+
+def _free_port_base() -> int:
+    """A --port-base whose four ports (base, +1, +2, +80) are free now."""
+    for _ in range(50):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            base = sock.getsockname()[1]
+        if base + 80 > 65535:
+            continue
+        try:
+            stack.ports_free(stack.Ports.from_base(base))
+        except SystemExit:
+            continue
+        return base
+    raise AssertionError("no free port base found")
+
+
+def test_a_second_stack_on_the_same_var_is_refused_before_it_touches_anything(
+    tmp_path,
+):
+    """Another --port-base gets past the port check; the var/ lock stops it, --reset
+    included, and names the stack that holds it. Once that one is gone, var/ is free."""
+    var = tmp_path / "var"
+    held = stack.claim_var(var, stack.Ports.from_base(8000))
+    (var / "plan").mkdir()
+    (var / "plan" / "vote.json").write_text("{}")  # what --reset would delete
+    env = {**os.environ, "STRANGLER_VAR_DIR": str(var)}
+    base = _free_port_base()
+
+    second = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/stack.py"), "up", "--no-demo", "--reset",
+         "--port-base", str(base)],
+        env=env, capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+
+    assert second.returncode == 1
+    assert f"stack: {var} is in use by another stack (pid {os.getpid()}, " in (
+        second.stderr
+    )
+    assert "router on port 8080" in second.stderr
+    assert "STRANGLER_VAR_DIR=" in second.stderr
+    assert (var / "plan" / "vote.json").read_text() == "{}"
+    assert not (var / "run").exists()
+    held.close()
+    again = stack.claim_var(var, stack.Ports.from_base(base))
+    again.close()
+    assert (var / "stack.lock").read_text() == (
+        f"pid {os.getpid()}, router on port {base + 80}\n"
+    )
+
+
+def test_the_var_lock_goes_with_a_killed_stack(tmp_path):
+    var = tmp_path / "var"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; sys.path[:0] = [sys.argv[1], sys.argv[2]]; "
+         "import stack; from pathlib import Path; "
+         "lock = stack.claim_var(Path(sys.argv[3]), stack.Ports.from_base(8000)); "
+         "print('held', flush=True); time.sleep(60)",
+         str(ROOT / "scripts"), str(ROOT), str(var)],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(SystemExit, match=f"pid {holder.pid}, router on port 8080"):
+            stack.claim_var(var, stack.Ports.from_base(8000))
+        holder.kill()
+        holder.wait(10)
+        stack.claim_var(var, stack.Ports.from_base(8000)).close()
+    finally:
+        holder.kill()
+        holder.wait(10)
