@@ -288,7 +288,9 @@ class HttpConnection(asyncio.Protocol):
         self.parsing.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.parsing.headers.append((name.lower(), value))
+        # The parser drops a value's leading whitespace, not its trailing (RFC 9110
+        # 5.5: neither is part of it).
+        self.parsing.headers.append((name.lower(), value.rstrip(b" \t")))
 
     def on_headers_complete(self) -> None:
         req = self.parsing

@@ -4,6 +4,7 @@ several workers sharing the port."""
 
 from __future__ import annotations
 
+import json
 import socket
 
 from tests.integration.router import procs
@@ -117,3 +118,34 @@ def test_several_workers_share_the_port(two_backends, store, start_router):
     assert all(r.status_code == 200 for r in responses)
     # Request ids start with a per-process prefix: new connections reach both workers.
     assert len({r.headers["X-Request-ID"][:16] for r in responses}) == 2
+
+
+def test_trailing_whitespace_of_a_header_value_is_not_part_of_it(
+    two_backends, store, start_router
+):
+    """RFC 9110 5.5: a field value has no leading or trailing whitespace. The parser
+    drops the leading; the trailing once made ``Content-Length: 5 `` a 413, left
+    ``Expect: 100-continue<TAB>`` unanswered and was forwarded as it came."""
+    router = _router(two_backends, store, start_router)
+    answer = _raw(
+        router.url,
+        b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 5  \r\n"
+        b"X-Note: kept \t\r\nConnection: close\r\n\r\nhello",
+    )
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+    echoed = json.loads(answer.partition(b"\r\n\r\n")[2])
+    assert echoed["body_len"] == 5
+    assert echoed["headers"]["x-note"] == "kept"
+    host, port = router.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(
+            b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+            b"Expect: 100-continue\t\r\nConnection: close\r\n\r\n"
+        )
+        assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(b"abc")
+        out = b""
+        while chunk := sock.recv(65536):
+            out += chunk
+    assert out.startswith(b"HTTP/1.1 200 ")
+    assert json.loads(out.partition(b"\r\n\r\n")[2])["body_len"] == 3
