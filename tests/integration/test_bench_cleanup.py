@@ -4,8 +4,6 @@ while a running bench's stays."""
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import os
 import subprocess
 import sys
@@ -15,17 +13,14 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from tests import router_bench
+
 ROOT = Path(__file__).resolve().parents[2]
-BENCH = ROOT / "scripts" / "bench" / "router"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    loader = importlib.machinery.SourceFileLoader("bench_router_cleanup", str(BENCH))
-    spec = importlib.util.spec_from_loader("bench_router_cleanup", loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
+    return router_bench.load("bench_router_cleanup")
 
 
 def _databases(bench) -> set[str]:
@@ -64,7 +59,7 @@ def test_a_killed_benchs_servers_stop_with_it(bench):
          "b = importlib.util.module_from_spec(spec); loader.exec_module(b)\n"
          "proc = b.spawn(['sleep', '120'])\n"
          "print(proc.pid, flush=True); time.sleep(120)\n",
-         str(BENCH)],
+         str(router_bench.BENCH)],
         stdout=subprocess.PIPE, text=True, cwd=ROOT,
     )  # fmt: skip
     try:

@@ -4,8 +4,6 @@ number of answers, and callgrind's count is read from its dump."""
 from __future__ import annotations
 
 import http.server
-import importlib.machinery
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -15,18 +13,15 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[3] / "scripts" / "bench" / "router"
+from tests import router_bench
+
 VALGRIND = shutil.which("valgrind")
 WRK = shutil.which("wrk")
 
 
 @pytest.fixture(scope="module")
 def bench():
-    loader = importlib.machinery.SourceFileLoader("bench_router_ins", str(BENCH))
-    spec = importlib.util.spec_from_loader("bench_router_ins", loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
+    return router_bench.load("bench_router_ins")
 
 
 def _callgrind(tmp_path: Path, name: str, code: str) -> Path:
@@ -55,7 +50,7 @@ def test_callgrind_total_is_the_dumps_instruction_count(bench, tmp_path):
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Length", "2")
         self.end_headers()

@@ -4,22 +4,14 @@ proxy, so ratios are also given over the rounds where neither side was one-sided
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-BENCH = Path(__file__).resolve().parents[3] / "scripts" / "bench" / "router"
+from tests import router_bench
 
 
 @pytest.fixture(scope="module")
 def bench():
-    loader = importlib.machinery.SourceFileLoader("bench_router", str(BENCH))
-    spec = importlib.util.spec_from_loader("bench_router", loader)
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
+    return router_bench.load("bench_router")
 
 
 @pytest.mark.parametrize(
