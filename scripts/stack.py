@@ -30,6 +30,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import yaml
 
@@ -287,7 +288,7 @@ def local_secret(var: Path, name: str) -> str:
     return path.read_text().strip()
 
 
-def claim_var(var: Path, ports: Ports):
+def claim_var(var: Path, ports: Ports) -> TextIO:
     """Hold ``var/stack.lock`` for as long as this stack runs; the open file is the hold.
     Two stacks on one var/ would share its databases, plan state and router store, and
     the second's gunicorn would remove the first's Unix sockets and take their paths. The
@@ -412,7 +413,7 @@ def up(args: argparse.Namespace) -> int:
     var = Path(os.environ.get("STRANGLER_VAR_DIR", ROOT / "var"))
     ports = Ports.from_base(args.port_base)
     ports_free(ports)
-    lock = claim_var(var, ports)  # noqa: F841 - held while the stack runs
+    lock = claim_var(var, ports)  # held until the end of the stack, below
     if args.reset:
         reset(var)
     sockets = prepare_sockets(var)
@@ -507,6 +508,7 @@ def up(args: argparse.Namespace) -> int:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        lock.close()  # var/ is free for the next stack
 
 
 def demo_args(args: argparse.Namespace, ports: Ports) -> list[str]:
