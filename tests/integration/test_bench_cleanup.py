@@ -92,3 +92,34 @@ def test_the_scratch_database_of_a_gone_bench_is_dropped_a_live_ones_kept(bench)
         alive.wait()
         for name in (dead_name, live_name):
             bench._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_the_scratch_folder_of_a_gone_bench_is_removed_a_live_ones_kept(
+    bench, tmp_path
+):
+    dead = subprocess.Popen(["true"])  # a pid that has exited
+    dead.wait()
+    alive = subprocess.Popen(["sleep", "60"])
+    try:
+        gone = tmp_path / f"strangler-bench-{dead.pid}-abc"
+        running = tmp_path / f"strangler-probe-{alive.pid}-def"
+        other = tmp_path / "strangler-notes-1-x"  # not a bench's folder
+        for folder in (gone, running, other):
+            (folder / "router").mkdir(parents=True)
+            (folder / "floor.py").write_text("x")
+        removed = bench.drop_stale_scratch(tmp_path)
+        assert removed == [gone]
+        assert not gone.exists()
+        assert running.exists() and other.exists()
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+def test_the_bench_names_its_scratch_folders_by_its_pid(bench):
+    folder = bench.scratch_dir("bench")
+    try:
+        assert folder.name.startswith(f"strangler-bench-{os.getpid()}-")
+        assert bench._SCRATCH.match(folder.name).group(1) == str(os.getpid())
+    finally:
+        folder.rmdir()
