@@ -12,12 +12,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import signal
 import sys
 import traceback
 
 from router.app import create_app
 from router.server import bind, run
+from router.workers import ENV as SHARED_ENV
+from router.workers import make_folder
 from strangler.routing.schema import ConfigError
 from strangler.routing.store import RouteStore, StoreError
 
@@ -57,7 +60,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _supervise(host: str, port: int, workers: int) -> int:
-    """Fork the workers, pass SIGTERM/SIGINT on, and exit when they all have."""
+    """Fork the workers, pass SIGTERM/SIGINT on, and exit when they all have. The
+    workers publish their figures in a folder of this run (router.workers), which goes
+    when they have all exited."""
+    folder = make_folder()
+    os.environ[SHARED_ENV] = str(folder)
+    try:
+        return _fork_and_wait(host, port, workers)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _fork_and_wait(host: str, port: int, workers: int) -> int:
     children = []
     for _ in range(workers):
         pid = os.fork()

@@ -42,6 +42,7 @@ from router.metrics import (
 from router.server import BodyStream, BodyTooLarge, HttpConnection, Request
 from router.shadow import DRY_RUN_HEADER, TOKEN_HEADER, Shadower, ShadowJob
 from router.upstream import Pool, Response, UpstreamError
+from router.workers import MergedRegistry, Shared, families, merged_families
 from strangler.events.refs import (
     EVENTS_HEADER,
     FENCE_HEADER,
@@ -229,6 +230,9 @@ class Router:
         self._retired: set[asyncio.Task] = set()
         self._id_prefix = ""
         self._ids = itertools.count()
+        # Several workers (ROUTER_WORKERS > 1): the folder where each one publishes its
+        # figures for the others' /metrics and status pages (router.workers).
+        self.shared = Shared.from_env()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -272,6 +276,14 @@ class Router:
                 await self.reload()
             except Exception:
                 log.exception("config reload failed")
+            if self.shared is not None:
+                try:
+                    self.shared.publish(self.published())
+                except OSError as exc:
+                    log.warning(
+                        "cannot publish this worker's figures",
+                        extra={"folder": str(self.shared.root), "error": str(exc)},
+                    )
 
     async def reload(self) -> None:
         """Swap in the store's current version if it is new and valid; else keep serving."""
@@ -345,6 +357,27 @@ class Router:
     @property
     def version(self) -> int | None:
         return self.state.version if self.state else None
+
+    def published(self) -> dict[str, Any]:
+        """This worker's figures, as the other workers read them (router.workers)."""
+        shadower = self.shadower
+        return {
+            "version": self.version,
+            "metrics": families(REGISTRY),
+            "counts": [
+                [route, backend, n]
+                for (route, backend), n in STATS.per_route_and_backend().items()
+            ],
+            "shadow": shadower.counts.by_route if shadower else {},
+            "shadow_queue": shadower.queue.qsize() if shadower else 0,
+        }
+
+    def metrics_text(self) -> bytes:
+        """/metrics: this worker's, plus the other workers' when there are several."""
+        if self.shared is None:
+            return generate_latest(REGISTRY)
+        merged = merged_families(families(REGISTRY), self.shared.others())
+        return generate_latest(MergedRegistry(merged))
 
     # --- a request ------------------------------------------------------------------------
 
@@ -621,7 +654,7 @@ class Router:
         """Everything that is not proxied: the router's own pages, internal paths, 404s."""
         path = req.path
         if path == "/metrics":
-            _respond(conn, 200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST, id_line)
+            _respond(conn, 200, self.metrics_text(), CONTENT_TYPE_LATEST, id_line)
         elif path == "/_strangler/healthz":
             body = json.dumps({"ok": state is not None, "version": self.version})
             _respond(conn, 200 if state else 503, body.encode(), None, id_line)

@@ -111,18 +111,24 @@ class ShadowCounts:
         counts[result] += 1
 
     def summary(self) -> dict[str, Any]:
-        out = {}
-        for route, counts in self.by_route.items():
-            matched = counts["match"] + counts["converged"]
-            compared = matched + counts["mismatch"]
-            rate = matched / compared if compared else None
-            out[route] = {
-                **counts,
-                "compared": compared,
-                "not_comparable": sum(counts[r] for r in NOT_COMPARABLE),
-                "parity": rate,
-            }
-        return out
+        return summarize(self.by_route)
+
+
+def summarize(by_route: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """Per route: the counts by result, how many were compared, and the parity rate."""
+    out = {}
+    for route, counts in by_route.items():
+        counts = {**dict.fromkeys(RESULTS, 0), **counts}
+        matched = counts["match"] + counts["converged"]
+        compared = matched + counts["mismatch"]
+        rate = matched / compared if compared else None
+        out[route] = {
+            **counts,
+            "compared": compared,
+            "not_comparable": sum(counts[r] for r in NOT_COMPARABLE),
+            "parity": rate,
+        }
+    return out
 
 
 class Shadower:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import html
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 from router.metrics import STATS
+from router.shadow import summarize
+from router.workers import sum_counts, sum_shadow
 from strangler.routing.cli import route_rows
 
 if TYPE_CHECKING:
@@ -18,6 +21,26 @@ JSON = "application/json"
 
 def snapshot(router: Router) -> dict[str, Any]:
     state = router.state
+    shadower = router.shadower
+    counts = STATS.per_route_and_backend()
+    shadow = shadower.counts.by_route if shadower else {}
+    queued = shadower.queue.qsize() if shadower else 0
+    workers = None
+    if router.shared is not None:
+        # Several workers: this one's live figures and the others' last published.
+        others = router.shared.others()
+        counts = sum_counts(
+            [[r, b, n] for (r, b), n in counts.items()]
+            + [row for o in others for row in o.get("counts", [])]
+        )
+        shadow = sum_shadow([shadow, *(o.get("shadow", {}) for o in others)])
+        queued += sum(o.get("shadow_queue", 0) for o in others if o["alive"])
+        workers = [{"pid": router.shared.pid, "version": router.version, "this": True}]
+        workers += [
+            {"pid": o.get("pid"), "version": o.get("version"), "alive": o["alive"],
+             "published_seconds_ago": round(time.time() - o.get("at", 0), 1)}
+            for o in others
+        ]  # fmt: skip
     return {
         "version": state.version if state else None,
         "loaded_at": state.loaded_at if state else None,
@@ -32,10 +55,12 @@ def snapshot(router: Router) -> dict[str, Any]:
         },
         "counts": [
             {"route": route, "backend": backend, "requests": n}
-            for (route, backend), n in sorted(STATS.per_route_and_backend().items())
+            for (route, backend), n in sorted(counts.items())
         ],
-        "shadow": router.shadower.counts.summary() if router.shadower else {},
-        "shadow_queue": router.shadower.queue.qsize() if router.shadower else 0,
+        "shadow": summarize(shadow),
+        "shadow_queue": queued,
+        # None with one worker; else each worker's pid and config version.
+        "workers": workers,
     }
 
 
