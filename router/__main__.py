@@ -29,10 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m router", description=__doc__)
     parser.add_argument("--host", default=os.environ.get("ROUTER_HOST", "127.0.0.1"))
     parser.add_argument(
-        "--port", type=int, default=int(os.environ.get("ROUTER_PORT", "8080"))
+        "--port",
+        type=_bounded("a port", 1, 65535),
+        default=_env_int("ROUTER_PORT", 8080, "a port", 1, 65535),
     )
     parser.add_argument(
-        "--workers", type=int, default=int(os.environ.get("ROUTER_WORKERS", "1"))
+        "--workers",
+        type=_bounded("a number of workers", 1, 256),
+        default=_env_int("ROUTER_WORKERS", 1, "a number of workers", 1, 256),
     )
     parser.add_argument(
         "--bootstrap", help="config file to install when the store is empty"
@@ -53,10 +57,55 @@ def main(argv: list[str] | None = None) -> int:
             except (OSError, ConfigError, StoreError) as exc:
                 print(f"router: --bootstrap {args.bootstrap}: {exc}", file=sys.stderr)
                 return 2
+    try:
+        # Bound here, before any worker starts: a taken port or an unknown host is said
+        # once, plainly, rather than as a traceback per worker.
+        bind(args.host, args.port, reuse_port=args.workers > 1).close()
+    except OSError as exc:
+        print(
+            f"router: cannot listen on {args.host}:{args.port} (ROUTER_HOST/"
+            f"ROUTER_PORT or --host/--port): {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 2
     if args.workers <= 1:
         run(create_app, bind(args.host, args.port, reuse_port=False))
         return 0
     return _supervise(args.host, args.port, args.workers)
+
+
+def _bounded(what: str, low: int, high: int):
+    """An argparse type: a whole number from ``low`` to ``high``."""
+
+    def parse(text: str) -> int:
+        value = _whole(text)
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {what} (a whole number from {low} to {high})"
+            )
+        return value
+
+    return parse
+
+
+def _env_int(name: str, default: int, what: str, low: int, high: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    value = _whole(raw)
+    if value is None or not low <= value <= high:
+        raise SystemExit(
+            f"router: {name}={raw!r} is not {what} (a whole number from {low} to "
+            f"{high})"
+        )
+    return value
+
+
+def _whole(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
 
 
 def _supervise(host: str, port: int, workers: int) -> int:

@@ -1185,6 +1185,22 @@ def _env_seconds(name: str, default: float) -> float:
     return value
 
 
+_ON = {"1", "true", "yes", "on"}
+_OFF = {"0", "false", "no", "off"}
+
+
+def _env_switch(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in _ON | _OFF:
+        return raw in _ON
+    raise SystemExit(
+        f"router: {name}={os.environ[name]!r} is neither on (1, true, yes, on) nor off "
+        "(0, false, no, off)"
+    )
+
+
 def create_app() -> Router:
     """The router ``python -m router`` serves, configured from the environment."""
     from strangler.routing.store import store_dir
@@ -1197,8 +1213,7 @@ def create_app() -> Router:
         operator_token=os.environ.get("STRANGLER_OPERATOR_TOKEN"),
         router_token=os.environ.get("STRANGLER_ROUTER_TOKEN"),
         poll_interval=_env_seconds("ROUTER_POLL_SECONDS", 0.5),
-        access_log_enabled=os.environ.get("ROUTER_ACCESS_LOG", "1")
-        not in {"0", "false", "no"},
+        access_log_enabled=_env_switch("ROUTER_ACCESS_LOG", True),
         rules_dir=Path(rules),
         owner_wait_seconds=_env_seconds(
             "ROUTER_OWNER_WAIT_SECONDS", OWNER_WAIT_SECONDS

@@ -277,6 +277,20 @@ def event_processes(ports: Ports) -> list[Process]:
     return processes
 
 
+def port_base(text: str) -> int:
+    """--port-base / STRANGLER_PORT_BASE: the monolith's port; the router's is 80 above."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 65535 - 80:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port base (a whole number from 1 to {65535 - 80}: the "
+            "router listens 80 above it); set by --port-base or STRANGLER_PORT_BASE"
+        )
+    return value
+
+
 def local_secret(var: Path, name: str) -> str:
     """An operator secret from the environment, else one generated once under var/."""
     if os.environ.get(name):
@@ -533,8 +547,10 @@ def main() -> int:
     up_parser.add_argument("--password", default="demo-password")
     up_parser.add_argument(
         "--port-base",
-        type=int,
-        default=int(os.environ.get("STRANGLER_PORT_BASE", "8000")),
+        type=port_base,
+        # A string default goes through ``type`` too: a bad STRANGLER_PORT_BASE is
+        # refused with the same message as a bad --port-base.
+        default=os.environ.get("STRANGLER_PORT_BASE") or "8000",
         help="monolith port; vote +1, choice +2, router +80 (default 8000)",
     )
     up_parser.add_argument(

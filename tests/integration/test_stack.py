@@ -285,3 +285,17 @@ def test_the_var_lock_goes_with_a_killed_stack(tmp_path):
     finally:
         holder.kill()
         holder.wait(10)
+
+
+@pytest.mark.parametrize("base", ["abc", "0", "65500"])
+def test_a_bad_port_base_is_refused_before_anything_is_made(tmp_path, base):
+    var = tmp_path / "var"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "stack.py"), "up"],
+        env={**os.environ, "STRANGLER_PORT_BASE": base, "STRANGLER_VAR_DIR": str(var)},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert f"{base!r} is not a port base" in done.stderr
+    assert "STRANGLER_PORT_BASE" in done.stderr
+    assert not var.exists()

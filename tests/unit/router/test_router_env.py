@@ -3,9 +3,17 @@ names the variable, before it serves anything."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from router.app import _env_seconds
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize("raw", ["abc", "-1", "nan", "inf", "1s"])
@@ -26,3 +34,53 @@ def test_good_values_and_the_default(monkeypatch, raw, seconds):
     else:
         monkeypatch.setenv("ROUTER_OWNER_WAIT_SECONDS", raw)
     assert _env_seconds("ROUTER_OWNER_WAIT_SECONDS", 3.0) == seconds
+
+
+def _router(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "router", *args],
+        cwd=ROOT,
+        env={**os.environ, "STRANGLER_ROUTER_DIR": "/nonexistent/never-made", **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "said"),
+    [
+        ({"ROUTER_WORKERS": "abc"}, (), "ROUTER_WORKERS='abc' is not a number of workers"),
+        ({"ROUTER_WORKERS": "-3"}, (), "ROUTER_WORKERS='-3' is not a number of workers"),
+        ({"ROUTER_PORT": "x"}, (), "ROUTER_PORT='x' is not a port"),
+        ({"ROUTER_PORT": "70000"}, (), "ROUTER_PORT='70000' is not a port"),
+        ({"ROUTER_ACCESS_LOG": "maybe"}, ("--port", "free"),
+         "ROUTER_ACCESS_LOG='maybe' is neither on"),
+        ({}, ("--workers", "0"), "argument --workers: '0' is not a number of workers"),
+        ({}, ("--port", "0"), "argument --port: '0' is not a port"),
+    ],
+)  # fmt: skip
+def test_a_bad_setting_stops_the_router_with_its_name_and_no_traceback(env, args, said):
+    if "free" in args:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            free = str(probe.getsockname()[1])
+        args = tuple(free if a == "free" else a for a in args)
+    done = _router(env, *args)
+    assert done.returncode != 0
+    assert said in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not Path("/nonexistent/never-made").exists()
+
+
+def test_a_port_in_use_is_said_once_whatever_the_workers():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for workers in ("1", "3"):
+            done = _router({"ROUTER_WORKERS": workers}, "--port", port)
+            assert done.returncode == 2
+            assert done.stderr.count(f"cannot listen on 127.0.0.1:{port}") == 1
+            assert "Address already in use" in done.stderr
+            assert "Traceback" not in done.stderr
