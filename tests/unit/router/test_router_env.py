@@ -36,11 +36,13 @@ def test_good_values_and_the_default(monkeypatch, raw, seconds):
     assert _env_seconds("ROUTER_OWNER_WAIT_SECONDS", 3.0) == seconds
 
 
-def _router(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+def _router(
+    env: dict[str, str], *args: str, store: Path | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "router", *args],
         cwd=ROOT,
-        env={**os.environ, "STRANGLER_ROUTER_DIR": "/nonexistent/never-made", **env},
+        env={**os.environ, "STRANGLER_ROUTER_DIR": str(store or "/nonexistent"), **env},
         capture_output=True,
         text=True,
         timeout=30,
@@ -60,17 +62,19 @@ def _router(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
         ({}, ("--port", "0"), "argument --port: '0' is not a port"),
     ],
 )  # fmt: skip
-def test_a_bad_setting_stops_the_router_with_its_name_and_no_traceback(env, args, said):
+def test_a_bad_setting_stops_the_router_with_its_name_and_no_traceback(
+    env, args, said, tmp_path
+):
     if "free" in args:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             free = str(probe.getsockname()[1])
         args = tuple(free if a == "free" else a for a in args)
-    done = _router(env, *args)
+    done = _router(env, *args, store=tmp_path / "store")
     assert done.returncode != 0
     assert said in done.stderr
     assert "Traceback" not in done.stderr
-    assert not Path("/nonexistent/never-made").exists()
+    assert not (tmp_path / "store").exists()
 
 
 def test_a_port_in_use_is_said_once_whatever_the_workers():
