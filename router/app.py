@@ -233,6 +233,8 @@ class Router:
         # Several workers (ROUTER_WORKERS > 1): the folder where each one publishes its
         # figures for the others' /metrics and status pages (router.workers).
         self.shared = Shared.from_env()
+        # The C data path (router.engine), when the server runs it.
+        self.datapath = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -338,6 +340,8 @@ class Router:
                 breaker.failures = s.breaker_failures
                 breaker.reset_seconds = s.breaker_reset_seconds
         self.state = State(version, config, pools)
+        if self.datapath is not None:
+            self.datapath.configure(self.state)
         self.rejected_version = None
         CONFIG_VERSION.set(version)
         log.info("config version live", extra={"version": version})
@@ -360,6 +364,7 @@ class Router:
 
     def published(self) -> dict[str, Any]:
         """This worker's figures, as the other workers read them (router.workers)."""
+        self.settle()
         shadower = self.shadower
         return {
             "version": self.version,
@@ -372,8 +377,14 @@ class Router:
             "shadow_queue": shadower.queue.qsize() if shadower else 0,
         }
 
+    def settle(self) -> None:
+        """Count what the C data path answered so far (it is drained every 50 ms)."""
+        if self.datapath is not None:
+            self.datapath.drain()
+
     def metrics_text(self) -> bytes:
         """/metrics: this worker's, plus the other workers' when there are several."""
+        self.settle()
         if self.shared is None:
             return generate_latest(REGISTRY)
         merged = merged_families(families(REGISTRY), self.shared.others())

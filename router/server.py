@@ -483,24 +483,40 @@ class Server:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, stop.set)
-        server = await self.loop.create_server(
-            lambda: HttpConnection(self), sock=sock, backlog=2048
-        )
+        from router import engine
+
+        datapath = None
+        if engine.wanted():
+            # The C data path accepts every connection and gives Python the ones it
+            # cannot serve (router.engine); the listening socket is its own.
+            sock.listen(2048)
+            datapath = self.app.datapath = engine.DataPath(self, sock)
+            server = None
+        else:
+            server = await self.loop.create_server(
+                lambda: HttpConnection(self), sock=sock, backlog=2048
+            )
         sweeper = self.loop.create_task(self._sweep())
         host, port = sock.getsockname()[:2]
         log.info("router serving", extra={"address": f"{host}:{port}"})
         await stop.wait()
         self.stopping = True
-        server.close()
+        if server is not None:
+            server.close()
+        if datapath is not None:
+            datapath.stop_accepting()
         sweeper.cancel()
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         while time.monotonic() < deadline:
             for conn in list(self.connections):
                 if conn.active is None:
                     conn.close()
-            if not self.connections:
+            if not self.connections and (datapath is None or not datapath.busy()):
                 break
             await asyncio.sleep(0.05)
+        if datapath is not None:
+            datapath.close()
+            self.app.datapath = None
         await self.app.shutdown()
 
     async def _sweep(self) -> None:

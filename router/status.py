@@ -20,6 +20,7 @@ JSON = "application/json"
 
 
 def snapshot(router: Router) -> dict[str, Any]:
+    router.settle()
     state = router.state
     shadower = router.shadower
     counts = STATS.per_route_and_backend()

@@ -28,5 +28,7 @@ strangler_bootstrap() {
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e "$ROOT"
         echo "$want" > "$VENV/.strangler-installed"
     fi
+    # The router's C data path; rebuilt when router/_engine.c changed.
+    "$VENV/bin/python" "$ROOT/scripts/build_engine"
     export PATH="$VENV/bin:$PATH"
 }

@@ -1,0 +1,251 @@
+"""The C data path (``router/_engine.c``) from the Python side.
+
+The engine accepts the router's client connections and answers the requests of plain
+routes by itself, with no Python per request; it gives a connection to Python (``Adopted``,
+the usual ``HttpConnection``) for good, with the bytes it has read, whenever a request is
+anything else. This module gives it each config version, keeps its breakers in step with
+the router's, and turns what it answered into the router's metrics and access log lines.
+
+``ROUTER_ENGINE``: ``c`` (the default when the extension is built: ``scripts/build_engine``,
+run by the README's commands) or ``python`` (every request on the Python path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import socket
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from router.app import _plain
+from router.breaker import CLOSED
+from router.metrics import STATS, UPSTREAM_ERRORS
+from router.server import HttpConnection
+
+if TYPE_CHECKING:
+    from router.app import State
+    from router.server import Server
+
+log = logging.getLogger("router")
+
+try:
+    from router._engine import Engine
+except ImportError:  # not built: the Python path serves everything
+    Engine = None
+
+ENV = "ROUTER_ENGINE"
+TICK_SECONDS = 0.05
+KEEP_VERSIONS = 16
+
+
+def wanted() -> bool:
+    """Is the C data path to be used? Refuses a bad ``ROUTER_ENGINE`` by name."""
+    raw = os.environ.get(ENV, "").strip().lower()
+    if raw not in {"", "c", "python"}:
+        raise SystemExit(
+            f"router: {ENV}={os.environ[ENV]!r} is neither c (the C data path) nor python"
+        )
+    if raw == "python":
+        return False
+    if Engine is None:
+        if raw == "c":
+            raise SystemExit(
+                f"router: {ENV}=c but the C data path is not built; run "
+                "scripts/build_engine (the README's commands do)"
+            )
+        return False
+    return True
+
+
+class Adopted(HttpConnection):
+    """A client connection the engine gave up, with the bytes it had read."""
+
+    def __init__(self, server: Server, data: bytes) -> None:
+        super().__init__(server)
+        self.pending = data
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        data, self.pending = self.pending, b""
+        if data:
+            self.data_received(data)
+
+
+class DataPath:
+    def __init__(self, server: Server, sock: socket.socket) -> None:
+        self.server = server
+        self.app = server.app
+        self.loop = server.loop
+        self.engine = Engine(
+            self._handoff, self._failure, self._success, self.app._id_prefix
+        )
+        self.engine.listen(sock.fileno())
+        self.sock = sock
+        # version -> (backend names, per route: (name, backend name, access-log part))
+        self.versions: dict[int, tuple[list[str], list[tuple[str, str, str]]]] = {}
+        self.current: int | None = None
+        self.adopting: set[asyncio.Task] = set()
+        self.quick: asyncio.TimerHandle | None = None
+        self.loop.add_reader(self.engine.fileno(), self._run)
+        self.ticker = self.loop.create_task(self._ticks())
+        if self.app.state is not None:
+            self.configure(self.app.state)
+
+    # --- config ---------------------------------------------------------------------------
+
+    def configure(self, state: State) -> None:
+        config = state.config
+        names = list(state.pools)
+        index = {name: i for i, name in enumerate(names)}
+        backends = []
+        for name in names:
+            pool = state.pools[name]
+            backend = pool.backend
+            family, address, port = _address(backend.url, backend.socket)
+            backends.append((
+                name, family, address, port, pool.host_header,
+                float(backend.connect_timeout), float(backend.read_timeout),
+                int(backend.max_connections), self._closed(name),
+            ))  # fmt: skip
+        # Most specific first: the first match is the one ``RouterConfig.match`` picks
+        # (validation rules out ties between routes that can match the same request).
+        ordered = sorted(config.routes, key=lambda r: r.specificity, reverse=True)
+        routes, labels = [], []
+        for route in ordered:
+            line, logged = state.label(route, route.to)
+            routes.append((
+                None if route.any_method else tuple(sorted(route.methods)),
+                tuple(route.pattern.segments), route.pattern.glob,
+                _plain(route), index[route.to], line,
+            ))  # fmt: skip
+            labels.append((route.name, route.to, logged))
+        internal = [(tuple(p.segments), p.glob) for p in config.settings.internal]
+        self.drain()  # what the previous version answered is logged under it
+        self.engine.configure(
+            state.version, backends, routes, internal, config.settings.max_body_bytes
+        )
+        self.versions[state.version] = (names, labels)
+        self.current = state.version
+        for old in sorted(self.versions)[:-KEEP_VERSIONS]:
+            del self.versions[old]
+
+    def _closed(self, name: str) -> bool:
+        breaker = self.app.breakers.get(name)
+        return breaker is None or breaker.state == CLOSED
+
+    # --- the engine's calls ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        later = self.engine.run()
+        if later is not None and later < TICK_SECONDS and self.quick is None:
+            self.quick = self.loop.call_later(later, self._quick)
+
+    def _quick(self) -> None:
+        self.quick = None
+        later = self.engine.tick()
+        if later is not None and later < TICK_SECONDS:
+            self.quick = self.loop.call_later(later, self._quick)
+
+    async def _ticks(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            try:
+                self.engine.tick()
+                self._sync_breakers()
+                self.drain()
+            except Exception:
+                log.exception("the C data path's timer failed")
+
+    def _sync_breakers(self) -> None:
+        version = self.current
+        if version is None or version not in self.versions:
+            return
+        for i, name in enumerate(self.versions[version][0]):
+            self.engine.allow(i, self._closed(name))
+
+    def _handoff(self, fd: int, data: bytes) -> None:
+        sock = socket.socket(fileno=fd)
+        task = self.loop.create_task(self._adopt(sock, data))
+        self.adopting.add(task)
+        task.add_done_callback(self.adopting.discard)
+
+    async def _adopt(self, sock: socket.socket, data: bytes) -> None:
+        try:
+            await self.loop.connect_accepted_socket(
+                lambda: Adopted(self.server, data), sock
+            )
+        except OSError:
+            sock.close()
+
+    def _names(self, version: int, backend: int) -> str | None:
+        found = self.versions.get(version)
+        return found[0][backend] if found and backend < len(found[0]) else None
+
+    def _failure(self, version: int, backend: int, kind: str) -> None:
+        name = self._names(version, backend)
+        if name is None:
+            return
+        breaker = self.app.breakers.get(name)
+        if breaker is not None:
+            breaker.failure()
+        UPSTREAM_ERRORS.labels(name, kind).inc()
+        if version == self.current:
+            self.engine.allow(backend, self._closed(name))
+
+    def _success(self, version: int, backend: int) -> None:
+        name = self._names(version, backend)
+        breaker = self.app.breakers.get(name) if name else None
+        if breaker is not None:
+            breaker.success()
+
+    # --- what it answered -----------------------------------------------------------------
+
+    def drain(self) -> None:
+        records = self.engine.drain()
+        if not records:
+            return
+        access = self.app.access_log
+        for version, route, _, method, path, status, seconds, rid in records:
+            found = self.versions.get(version)
+            if found is None:
+                continue
+            name, backend, logged = found[1][route]
+            STATS.add(name, backend, method, status, seconds)
+            if access is not None:
+                access.add(rid, method, path, status, logged, version, seconds)
+
+    # --- stopping -------------------------------------------------------------------------
+
+    def stop_accepting(self) -> None:
+        self.engine.stop_accepting()
+        self.engine.close_idle()
+
+    def busy(self) -> int:
+        return self.engine.busy()[1]
+
+    def close(self) -> None:
+        self.ticker.cancel()
+        if self.quick is not None:
+            self.quick.cancel()
+        self.loop.remove_reader(self.engine.fileno())
+        self.drain()
+        self.engine.close()
+
+
+def _address(url: str, sock: str | None) -> tuple[str, str, int]:
+    """Where the engine connects: a Unix socket, or an IP address and port. A name to
+    resolve or TLS: "" (the engine leaves such a backend's requests to Python)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http":
+        return "", "", 0
+    if sock:
+        return "unix", sock, 0
+    host = parts.hostname or ""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return "", "", 0
+    return ("inet" if ip.version == 4 else "inet6"), str(ip), parts.port or 80
