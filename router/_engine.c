@@ -21,7 +21,8 @@
  *   .fileno()  .listen(fd)  .configure(version, backends, routes, internal, max_body)
  *   .allow(backend, bool)  .run() -> seconds to the next timer or None  .tick() -> same
  *   .drain() -> [(version, route, backend, method, path, status, seconds, request_id)]
- *   .stop_accepting()  .busy() -> (clients, exchanges)  .close_idle()  .close()
+ *   .stop_accepting()  .busy() -> (clients, exchanges)  .counts() -> (answered,
+ *   handed off)  .close_idle()  .close()
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -262,6 +263,7 @@ struct Engine {
     int nclients, nexchanges;
     Record *records;
     size_t nrecords, caprecords;
+    unsigned long long answered, handed_off;
     void **graveyard; /* freed after the batch of events that killed them */
     size_t ngrave, capgrave;
     int stopping;
@@ -309,6 +311,7 @@ static void handoff(Client *c) {
     PyObject *data = PyBytes_FromStringAndSize(buf_at(&c->in), buf_size(&c->in));
     int fd = c->fd;
     c->fd = -1;
+    e->handed_off++;
     if (data) {
         PyObject *r = PyObject_CallFunction(e->handoff, "iO", fd, data);
         if (!r) {
@@ -380,6 +383,7 @@ static void record(Ex *x, int status) {
         e->caprecords = cap;
     }
     Record *r = &e->records[e->nrecords++];
+    e->answered++;
     r->version = x->t->version;
     r->route = x->route;
     r->backend = x->backend;
@@ -958,7 +962,10 @@ static void ex_finish(Ex *x, int reuse_up) {
         x->u = NULL;
         Backend *b = u->be;
         if (x->head_done) b->closes = !x->up_keep;
-        if (reuse_up && x->up_keep && buf_size(&u->in) == 0) up_put_back(u);
+        /* reused only when the backend took the whole request and sent nothing more */
+        if (reuse_up && x->up_keep && buf_size(&u->in) == 0 &&
+            x->upsent == buf_size(&x->upreq))
+            up_put_back(u);
         else up_close(u);
     }
     c->in.off += x->req_len;
@@ -1255,7 +1262,7 @@ static void up_fail(Up *u, const char *kind, const char *why) {
         record(x, x->status);
         table_unref(e, x->t);
         ex_free(x);
-        client_close(c);
+        client_flush(c); /* what it has of the answer, then the close */
         return;
     }
     char message[384];
@@ -1457,6 +1464,7 @@ static double timers(Engine *e) {
             }
             SOON(0.05);
         } else if (x->waiting) {
+            serve_waiters(b); /* a config version retired meanwhile has no other turn */
             SOON(SLOW_START);
         }
     }
@@ -1866,6 +1874,10 @@ static PyObject *Engine_busy(Engine *e, PyObject *unused) {
     return Py_BuildValue("(ii)", e->nclients, e->nexchanges);
 }
 
+static PyObject *Engine_counts(Engine *e, PyObject *unused) {
+    return Py_BuildValue("(KK)", e->answered, e->handed_off);
+}
+
 static PyObject *Engine_close_idle(Engine *e, PyObject *unused) {
     for (Client *c = e->clients, *nc; c; c = nc) {
         nc = c->next;
@@ -1890,6 +1902,7 @@ static PyMethodDef Engine_methods[] = {
     {"drain", (PyCFunction)Engine_drain, METH_NOARGS, "the answered requests since last"},
     {"stop_accepting", (PyCFunction)Engine_stop_accepting, METH_NOARGS, "stop accepting"},
     {"busy", (PyCFunction)Engine_busy, METH_NOARGS, "(clients, exchanges)"},
+    {"counts", (PyCFunction)Engine_counts, METH_NOARGS, "(answered, handed off)"},
     {"close_idle", (PyCFunction)Engine_close_idle, METH_NOARGS, "close idle clients"},
     {"close", (PyCFunction)Engine_close, METH_NOARGS, "close everything"},
     {NULL}};

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from router.app import _plain
 from router.breaker import CLOSED
-from router.metrics import STATS, UPSTREAM_ERRORS
+from router.metrics import ENGINE, STATS, UPSTREAM_ERRORS
 from router.server import HttpConnection
 
 if TYPE_CHECKING:
@@ -87,6 +87,7 @@ class DataPath:
         # version -> (backend names, per route: (name, backend name, access-log part))
         self.versions: dict[int, tuple[list[str], list[tuple[str, str, str]]]] = {}
         self.current: int | None = None
+        self.handed_off = 0
         self.adopting: set[asyncio.Task] = set()
         self.quick: asyncio.TimerHandle | None = None
         self.loop.add_reader(self.engine.fileno(), self._run)
@@ -203,10 +204,19 @@ class DataPath:
 
     # --- what it answered -----------------------------------------------------------------
 
+    def counts(self) -> dict[str, int]:
+        answered, handed_off = self.engine.counts()
+        return {"answered": answered, "handed_off": handed_off}
+
     def drain(self) -> None:
         records = self.engine.drain()
+        handed_off = self.engine.counts()[1]
+        if handed_off > self.handed_off:
+            ENGINE.labels("handed_off").inc(handed_off - self.handed_off)
+            self.handed_off = handed_off
         if not records:
             return
+        ENGINE.labels("answered").inc(len(records))
         access = self.app.access_log
         for version, route, _, method, path, status, seconds, rid in records:
             found = self.versions.get(version)

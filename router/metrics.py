@@ -120,6 +120,13 @@ SHADOW = Counter(
     ["route", "backend", "result"],
     registry=REGISTRY,
 )
+ENGINE = Counter(
+    "router_engine_total",
+    "The C data path: requests it answered itself (answered) and client connections it "
+    "gave to the Python path (handed_off)",
+    ["event"],
+    registry=REGISTRY,
+)
 CONFIG_VERSION = Gauge(
     "router_config_version", "The config version being served", registry=REGISTRY
 )

@@ -62,6 +62,9 @@ def snapshot(router: Router) -> dict[str, Any]:
         "shadow_queue": queued,
         # None with one worker; else each worker's pid and config version.
         "workers": workers,
+        # The C data path of this worker: requests it answered, connections it handed
+        # to Python; None when the router runs on its Python path alone.
+        "engine": router.datapath.counts() if router.datapath is not None else None,
     }
 
 

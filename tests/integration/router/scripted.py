@@ -82,7 +82,13 @@ def plain_config(url: str, read_timeout: float = 2.0) -> str:
 class RouterThread:
     """``Router`` and its server on a loop in a thread; ``taken`` records ``fast``."""
 
-    def __init__(self, root: Path, config: str, **options) -> None:
+    def __init__(
+        self, root: Path, config: str, engine: bool = False, **options
+    ) -> None:
+        """``engine``: the C data path accepts the connections (router.engine), as
+        ``python -m router`` runs it, rather than the Python server alone."""
+        self.engine = engine
+        self.datapath = None
         self.store = RouteStore(root / "store")
         self.store.commit(config, action="test", why="scripted backends")
         options.setdefault("poll_interval", 60)
@@ -115,13 +121,23 @@ class RouterThread:
     async def _start(self) -> None:
         await self.router.startup()
         server = Server(self.router)
+        if self.engine:
+            from router.engine import DataPath
+
+            self.sock.listen(128)
+            self.datapath = self.router.datapath = DataPath(server, self.sock)
+            self.server = None
+            return
         self.server = await self.loop.create_server(
             lambda: HttpConnection(server), sock=self.sock
         )
 
     def close(self) -> None:
         async def stop() -> None:
-            self.server.close()
+            if self.server is not None:
+                self.server.close()
+            if self.datapath is not None:
+                self.datapath.close()
             await self.router.shutdown()
 
         asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)

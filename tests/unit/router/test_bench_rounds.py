@@ -40,12 +40,12 @@ def test_two_sided_keeps_only_rounds_even_on_both_sides(bench):
         "router_GET": [_round(900, even), _round(950, even), _round(450, uneven)],
         "nginx_GET": [_round(950, even), _round(960, even), _round(940, even)],
         "floor_GET": [_round(980, uneven), _round(990, even), _round(970, uneven)],
-        "router_tcp_GET": [_round(880, even), _round(890, even), _round(870, even)],
+        "router_python_GET": [_round(880, even), _round(890, even), _round(870, even)],
     }
     out: dict = {}
     bench._two_sided(out, rounds, "GET")
     assert out["one_sided_rounds_GET"] == {
-        "direct": 1, "nginx": 0, "router": 1, "floor": 2, "router_tcp": 0,
+        "direct": 1, "nginx": 0, "router": 1, "floor": 2, "router_python": 0,
     }  # fmt: skip
     # Round 2 (direct one-sided) and round 3 (router one-sided) are out: round 1 only.
     assert out["router_vs_direct_GET_two_sided"] == {
