@@ -14,11 +14,14 @@
  * owned_elsewhere (which Python sends again while ownership moves).
  *
  * Python API (router/engine.py wraps it):
- *   Engine(handoff, failure, success, id_prefix)
+ *   Engine(handoff, failure, success, shadow, id_prefix)
  *     handoff(fd, data: bytes)        the connection is Python's from now on
  *     failure(version, backend, kind) a failed exchange (kind: timeout, error, 5xx)
  *     success(version, backend)       the first success after failures
- *   .fileno()  .listen(fd)  .configure(version, backends, routes, internal, max_body)
+ *     shadow(version, route, method, target, path, block, body, status, head,
+ *            primary_body or None)    a sampled read of a shadowed route, answered
+ *   .configure(version, backends, routes, internal, max_body, shadow_max_body)
+ *   .fileno()  .listen(fd)
  *   .allow(backend, bool)  .run() -> seconds to the next timer or None  .tick() -> same
  *   .drain() -> [(version, route, backend, method, path, status, seconds, request_id)]
  *   .stop_accepting()  .busy() -> (clients, exchanges)  .counts() -> (answered,
@@ -138,6 +141,7 @@ typedef struct {
     int backend;
     char *route_line;
     size_t route_line_len;
+    double shadow_percent; /* > 0: safe requests are shadowed (by Python, after) */
 } Route;
 
 struct Table {
@@ -152,6 +156,7 @@ struct Table {
     Pattern *internal;
     int ninternal;
     long max_body;
+    long shadow_max_body;
     Table *next_retired;
 };
 
@@ -235,7 +240,11 @@ struct Ex {
     long long csize;
     Ex *wait_next;
     int waiting;
-    char *line_extra;
+    /* a shadowed request: what Python needs for the job, once the client has its answer */
+    int shadow;
+    int shadow_overflow;
+    size_t target_len, block_start, block_end;
+    Buf shead, sbody;
 };
 
 typedef struct {
@@ -254,7 +263,8 @@ struct Engine {
     int listeners[8];
     int nlisteners;
     int accepting;
-    PyObject *handoff, *failure, *success;
+    PyObject *handoff, *failure, *success, *shadow;
+    uint64_t rng;
     char prefix[64];
     unsigned long long ids;
     Table *table;
@@ -576,6 +586,11 @@ static int take_request(Client *c) {
     Route *r = &t->routes[found];
     Backend *b = &t->backends[r->backend];
     if (!r->plain || !b->usable || !b->allowed) return -1;
+    int safe = 0;
+    for (int i = 0; SAFE[i]; i++)
+        if (strlen(SAFE[i]) == mlen && memcmp(SAFE[i], p, mlen) == 0) safe = 1;
+    /* a shadowed write is a dry run with fences: Python's */
+    if (r->shadow_percent > 0 && !safe) return -1;
     /* the exchange */
     Ex *x = calloc(1, sizeof *x);
     if (!x) return -1;
@@ -588,9 +603,15 @@ static int take_request(Client *c) {
     memcpy(x->method, p, mlen);
     x->method[mlen] = 0;
     x->head = mlen == 4 && memcmp(p, "HEAD", 4) == 0;
-    x->safe = 0;
-    for (int i = 0; SAFE[i]; i++)
-        if (strcmp(SAFE[i], x->method) == 0) x->safe = 1;
+    x->safe = safe;
+    if (r->shadow_percent > 0) {
+        e->rng ^= e->rng << 13;
+        e->rng ^= e->rng >> 7;
+        e->rng ^= e->rng << 17;
+        x->shadow = r->shadow_percent >= 100 ||
+                    (double)(e->rng >> 11) / 9007199254740992.0 * 100 < r->shadow_percent;
+    }
+    x->target_len = tlen;
     x->path = malloc(pathlen + 1);
     if (x->path) {
         memcpy(x->path, target, pathlen);
@@ -611,6 +632,7 @@ static int take_request(Client *c) {
     buf_add(u, " ", 1);
     buf_add(u, target, tlen);
     buf_add(u, b->host, b->hostlen);
+    x->block_start = u->len;
     for (int i = 0; i < nh; i++) {
         if (stripped_request(h[i].name, h[i].nlen)) continue;
         buf_reserve(u, h[i].nlen + h[i].vlen + 4);
@@ -647,6 +669,7 @@ static int take_request(Client *c) {
         int n = snprintf(cl, sizeof cl, "content-length: %zu\r\n", body);
         buf_add(u, cl, n);
     }
+    x->block_end = u->len;
     buf_add(u, "\r\n", 2);
     if (body) buf_add(u, p + headlen, body);
     if (!u->p) { /* out of memory */
@@ -945,6 +968,8 @@ static void client_flush(Client *c) {
 }
 
 static void ex_free(Ex *x) {
+    buf_free(&x->shead);
+    buf_free(&x->sbody);
     buf_free(&x->upreq);
     free(x->path);
     free(x);
@@ -983,6 +1008,14 @@ static void ex_finish(Ex *x, int reuse_up) {
 
 static void body_out(Ex *x, const char *data, size_t n) {
     if (x->head || !n) return;
+    if (x->shadow && !x->shadow_overflow) {
+        if ((long)(buf_size(&x->sbody) + n) > x->t->shadow_max_body) {
+            x->shadow_overflow = 1;
+            buf_free(&x->sbody);
+        } else {
+            buf_add(&x->sbody, data, n);
+        }
+    }
     Buf *o = &x->c->out;
     if (x->framing == F_LENGTH) {
         buf_add(o, data, n);
@@ -1000,8 +1033,33 @@ static void answer_done(Ex *x) {
         if (!x->head) buf_add(&x->c->out, "0\r\n\r\n", 5);
     }
     x->done = 1;
+    Engine *e = x->c->eng;
+    PyObject *job = NULL;
+    if (x->shadow) {
+        const char *up = buf_at(&x->upreq);
+        size_t mlen = strlen(x->method);
+        size_t total = buf_size(&x->upreq);
+        size_t body_at = x->block_end + 2;
+        job = Py_BuildValue(
+            "(lisy#sy#y#iy#N)", x->t->version, x->route, x->method, up + mlen + 1,
+            (Py_ssize_t)x->target_len, x->path ? x->path : "", up + x->block_start,
+            (Py_ssize_t)(x->block_end - x->block_start), up + body_at,
+            (Py_ssize_t)(total - body_at), x->status, x->shead.p ? x->shead.p : "",
+            (Py_ssize_t)buf_size(&x->shead),
+            x->shadow_overflow ? (Py_INCREF(Py_None), Py_None)
+                               : PyBytes_FromStringAndSize(x->sbody.p ? buf_at(&x->sbody) : "",
+                                                           buf_size(&x->sbody)));
+        if (!job) PyErr_WriteUnraisable(e->shadow);
+    }
     record(x, x->status);
     ex_finish(x, x->framing != F_CLOSE);
+    if (job) {
+        /* the client has its answer (or it is in the socket's buffer): the shadow now */
+        PyObject *r = PyObject_CallObject(e->shadow, job);
+        if (!r) PyErr_WriteUnraisable(e->shadow);
+        Py_XDECREF(r);
+        Py_DECREF(job);
+    }
 }
 
 static int owned_elsewhere(const char *body, size_t n);
@@ -1092,6 +1150,7 @@ static int parse_head(Ex *x, Up *u) {
             if ((long long)(n - headlen) < clen) return 0;
             if (owned_elsewhere(p + headlen, (size_t)clen)) return 2;
         }
+        if (x->shadow) buf_add(&x->shead, eol + 2, end + 2 - (eol + 2));
         /* the client's head */
         Client *c = x->c;
         Buf *o = &c->out;
@@ -1608,9 +1667,10 @@ static PyObject *Engine_tick(Engine *e, PyObject *unused) {
 /* --- the Python type ----------------------------------------------------------------- */
 
 static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
-    PyObject *handoff, *failure, *success;
+    PyObject *handoff, *failure, *success, *shadow;
     const char *prefix;
-    if (!PyArg_ParseTuple(args, "OOOs", &handoff, &failure, &success, &prefix)) return -1;
+    if (!PyArg_ParseTuple(args, "OOOOs", &handoff, &failure, &success, &shadow, &prefix))
+        return -1;
     if (strlen(prefix) >= sizeof e->prefix) {
         PyErr_SetString(PyExc_ValueError, "id prefix too long");
         return -1;
@@ -1623,6 +1683,10 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     Py_INCREF(handoff);
     Py_INCREF(failure);
     Py_INCREF(success);
+    Py_INCREF(shadow);
+    e->shadow = shadow;
+    e->rng = ((uint64_t)getpid() << 32) ^ (uint64_t)(now_s() * 1e9) ^ 0x9E3779B97F4A7C15ULL;
+    if (!e->rng) e->rng = 1;
     e->handoff = handoff;
     e->failure = failure;
     e->success = success;
@@ -1656,6 +1720,7 @@ static void Engine_dealloc(Engine *e) {
     Py_XDECREF(e->handoff);
     Py_XDECREF(e->failure);
     Py_XDECREF(e->success);
+    Py_XDECREF(e->shadow);
     Py_TYPE(e)->tp_free((PyObject *)e);
 }
 
@@ -1712,10 +1777,10 @@ static int pattern_from(PyObject *segs, int glob, Pattern *p) {
  *              glob, plain, backend index, route line bytes)
  *   internal: (segments, glob) */
 static PyObject *Engine_configure(Engine *e, PyObject *args) {
-    long version, max_body;
+    long version, max_body, shadow_max_body;
     PyObject *backends, *routes, *internal;
-    if (!PyArg_ParseTuple(args, "lO!O!O!l", &version, &PyList_Type, &backends, &PyList_Type,
-                          &routes, &PyList_Type, &internal, &max_body))
+    if (!PyArg_ParseTuple(args, "lO!O!O!ll", &version, &PyList_Type, &backends, &PyList_Type,
+                          &routes, &PyList_Type, &internal, &max_body, &shadow_max_body))
         return NULL;
     Table *t = calloc(1, sizeof *t);
     if (!t) return PyErr_NoMemory();
@@ -1723,6 +1788,7 @@ static PyObject *Engine_configure(Engine *e, PyObject *args) {
     t->version = version;
     t->refs = 1;
     t->max_body = max_body;
+    t->shadow_max_body = shadow_max_body;
     t->nbackends = (int)PyList_GET_SIZE(backends);
     t->backends = calloc(t->nbackends ? t->nbackends : 1, sizeof *t->backends);
     t->nroutes = (int)PyList_GET_SIZE(routes);
@@ -1786,9 +1852,11 @@ static PyObject *Engine_configure(Engine *e, PyObject *args) {
         PyObject *methods, *segs;
         int glob, plain, backend;
         Py_buffer line;
-        if (!PyArg_ParseTuple(PyList_GET_ITEM(routes, i), "OOppiy*", &methods, &segs, &glob,
-                              &plain, &backend, &line))
+        double shadow_percent;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(routes, i), "OOppiy*d", &methods, &segs, &glob,
+                              &plain, &backend, &line, &shadow_percent))
             goto fail;
+        r->shadow_percent = shadow_percent;
         r->plain = plain;
         r->backend = backend;
         r->route_line = malloc(line.len ? line.len : 1);

@@ -20,10 +20,10 @@ import socket
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from router.app import _plain
 from router.breaker import CLOSED
 from router.metrics import ENGINE, STATS, UPSTREAM_ERRORS
 from router.server import HttpConnection
+from router.shadow import ShadowJob
 
 if TYPE_CHECKING:
     from router.app import State
@@ -80,12 +80,18 @@ class DataPath:
         self.app = server.app
         self.loop = server.loop
         self.engine = Engine(
-            self._handoff, self._failure, self._success, self.app._id_prefix
+            self._handoff,
+            self._failure,
+            self._success,
+            self._shadow,
+            self.app._id_prefix,
         )
         self.engine.listen(sock.fileno())
         self.sock = sock
-        # version -> (backend names, per route: (name, backend name, access-log part))
+        # version -> (backend names, per route in the engine's order: (name, backend
+        # name, access-log part)), and its State and routes
         self.versions: dict[int, tuple[list[str], list[tuple[str, str, str]]]] = {}
+        self.states: dict[int, tuple[State, list]] = {}
         self.current: int | None = None
         self.handed_off = 0
         self.adopting: set[asyncio.Task] = set()
@@ -117,21 +123,27 @@ class DataPath:
         routes, labels = [], []
         for route in ordered:
             line, logged = state.label(route, route.to)
+            # Shadowed reads too: the engine answers them and hands Python the job.
             routes.append((
                 None if route.any_method else tuple(sorted(route.methods)),
                 tuple(route.pattern.segments), route.pattern.glob,
-                _plain(route), index[route.to], line,
+                route.canary is None and not route.fallback, index[route.to], line,
+                float(route.shadow.percent) if route.shadow is not None else 0.0,
             ))  # fmt: skip
             labels.append((route.name, route.to, logged))
         internal = [(tuple(p.segments), p.glob) for p in config.settings.internal]
         self.drain()  # what the previous version answered is logged under it
+        settings = config.settings
         self.engine.configure(
-            state.version, backends, routes, internal, config.settings.max_body_bytes
-        )
+            state.version, backends, routes, internal, settings.max_body_bytes,
+            settings.shadow_max_body_bytes,
+        )  # fmt: skip
         self.versions[state.version] = (names, labels)
+        self.states[state.version] = (state, ordered)
         self.current = state.version
         for old in sorted(self.versions)[:-KEEP_VERSIONS]:
             del self.versions[old]
+            self.states.pop(old, None)
 
     def _closed(self, name: str) -> bool:
         breaker = self.app.breakers.get(name)
@@ -180,6 +192,46 @@ class DataPath:
             )
         except OSError:
             sock.close()
+
+    def _shadow(
+        self,
+        version: int,
+        index: int,
+        method: str,
+        target: bytes,
+        path: str,
+        block: bytes,
+        body: bytes,
+        status: int,
+        head: bytes,
+        primary_body: bytes | None,
+    ) -> None:
+        """A shadowed read the engine answered: the job ``Router.handle`` would offer."""
+        shadower = self.app.shadower
+        found = self.states.get(version)
+        if shadower is None or found is None:
+            return
+        state, routes = found
+        route = routes[index]
+        shadow = route.shadow
+        if primary_body is None:  # over shadow_max_body_bytes
+            shadower.skip(route.name, shadow.to)
+            return
+        headers = {}
+        for line in head.split(b"\r\n"):
+            name, sep, value = line.partition(b":")
+            if sep:
+                headers[name.decode("latin-1")] = value.strip(b" \t").decode("latin-1")
+        shadower.offer(
+            ShadowJob(
+                route=route.name, backend=shadow.to, pool=state.pools[shadow.to],
+                target=target, method=method, path=path, headers=block, body=body,
+                primary_status=status, primary_headers=headers,
+                primary_body=primary_body, primary_backend=route.to,
+                primary_pool=state.pools[route.to],
+                recheck_seconds=state.config.settings.shadow_recheck_seconds,
+            )
+        )  # fmt: skip
 
     def _names(self, version: int, backend: int) -> str | None:
         found = self.versions.get(version)

@@ -388,3 +388,34 @@ def test_a_backend_that_refuses_connections_gets_pythons_502(router_thread):
     assert status == 502
     assert json.loads(body)["error"]["code"] == "backend_unreachable"
     assert _counts(router)["handed_off"] == 1
+
+
+def test_a_shadowed_read_is_answered_by_the_engine_and_compared_by_python(
+    scripted, router_thread
+):
+    def same(conn: Conn) -> None:
+        while conn.request() is not None:
+            conn.send(answer(b'{"a": 1}', extra=b"Content-Type: application/json\r\n"))
+
+    primary, shadow = scripted(same), scripted(same)
+    config = (
+        f"backends:\n  b: {{url: '{primary.url}'}}\n  s: {{url: '{shadow.url}'}}\n"
+        "routes:\n  - {name: read, methods: [GET], path: /**, to: b,"
+        " shadow: {to: s, percent: 100}}\n"
+        "  - {name: write, methods: [POST], path: /**, to: b}\n"
+    )
+    router = router_thread(config, engine=True)
+    client = Client(router.url)
+    client.send(_get("/q/1?x=1", b"X-Note: n\r\n"))
+    status, _, body = client.answer()
+    assert (status, body) == (200, b'{"a": 1}')
+    deadline = time.monotonic() + 5
+    counts = router.router.shadower.counts.by_route
+    while not counts.get("read", {}).get("match") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert counts["read"]["match"] == 1
+    assert _counts(router) == {"answered": 1, "handed_off": 0}
+    # the shadow got the primary's request: same target, headers and request id
+    assert shadow.requests[0].replace(b"127.0.0.1:%d" % shadow.port, b"H") == (
+        primary.requests[0].replace(b"127.0.0.1:%d" % primary.port, b"H")
+    )
