@@ -17,6 +17,7 @@ import signal
 import sys
 import traceback
 
+from router import engine
 from router.app import create_app
 from router.server import bind, run
 from router.workers import ENV as SHARED_ENV
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         "--bootstrap", help="config file to install when the store is empty"
     )
     args = parser.parse_args(argv)
+    engine.wanted()  # a bad ROUTER_ENGINE is refused before anything listens
     if args.bootstrap:
         store = RouteStore()
         if store.current_version() is None:

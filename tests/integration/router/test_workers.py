@@ -13,20 +13,14 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.router import procs
-from tests.integration.router.conftest import config_text
 from tests.integration.router.procs import OPERATOR_TOKEN as OPERATOR
+from tests.integration.router.test_http import _router
 
 CLOSE = {"Connection": "close"}  # a new connection each: the kernel picks the worker
 
 
 def _two_workers(two_backends, store, start_router):
-    alpha, _ = two_backends
-    store.commit(
-        config_text({"alpha": alpha.url}, "  - {name: all, path: /**, to: alpha}\n"),
-        action="t",
-        why="t",
-    )
-    return start_router(ROUTER_WORKERS="2")
+    return _router(two_backends, store, start_router, ROUTER_WORKERS="2")
 
 
 def _served(metrics_text: str) -> tuple[float, float]:

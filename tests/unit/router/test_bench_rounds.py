@@ -55,3 +55,13 @@ def test_two_sided_keeps_only_rounds_even_on_both_sides(bench):
     assert out["nginx_vs_direct_GET_two_sided"]["median"] == pytest.approx(0.945)
     # The floor was one-sided in rounds 1 and 3, direct in round 2: nothing is left.
     assert out["floor_vs_direct_GET_two_sided"] is None
+
+
+def test_the_moderate_rate_is_a_fifth_of_the_rounds_direct_rate(bench):
+    for direct in (250.0, 330.0, 600.0):
+        pause = bench.moderate_pause({"rps": direct})
+        asked = bench.MONOLITH_MODERATE_CONNECTIONS / (pause + 2.0 / direct)
+        assert asked == pytest.approx(direct / 5, rel=0.01)
+    # a fast machine keeps the old floor of 20 ms; a dead backend no endless pause
+    assert bench.moderate_pause({"rps": 2000.0}) == bench.MONOLITH_MODERATE_PAUSE
+    assert bench.moderate_pause({"rps": 0.0}) == 1.0

@@ -59,6 +59,7 @@ def _router(
         ({"ROUTER_ACCESS_LOG": "maybe"}, ("--port", "free"),
          "ROUTER_ACCESS_LOG='maybe' is neither on"),
         ({}, ("--workers", "0"), "argument --workers: '0' is not a number of workers"),
+        ({"ROUTER_ENGINE": "bogus"}, (), "ROUTER_ENGINE='bogus' is neither c"),
         ({}, ("--port", "0"), "argument --port: '0' is not a port"),
     ],
 )  # fmt: skip
@@ -88,3 +89,15 @@ def test_a_port_in_use_is_said_once_whatever_the_workers():
             assert done.stderr.count(f"cannot listen on 127.0.0.1:{port}") == 1
             assert "Address already in use" in done.stderr
             assert "Traceback" not in done.stderr
+
+
+def test_asking_for_the_c_data_path_without_it_built_says_how_to_build_it(monkeypatch):
+    from router import engine
+
+    monkeypatch.setattr(engine, "Engine", None)
+    monkeypatch.setenv("ROUTER_ENGINE", "c")
+    with pytest.raises(SystemExit) as stopped:
+        engine.wanted()
+    assert "scripts/build_engine" in str(stopped.value)
+    monkeypatch.delenv("ROUTER_ENGINE")
+    assert engine.wanted() is False  # not built, not asked for: the Python path
