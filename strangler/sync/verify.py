@@ -377,7 +377,10 @@ def _recheck(
     for round_no in range(1, options.rechecks + 1):
         if not any(rep.differences for _, rep in pending):
             break
-        reason = _wait_for_lag(source, options, started)
+        # Events older than this round, not only than the verify: a write made after the
+        # verify started (a retraction, say) is in the source when the round re-reads it,
+        # and must have reached the target by then too, or it is reported as drift.
+        reason = _wait_for_lag(source, options, max(started, datetime.now(UTC)))
         count = sum(len(rep.differences) for _, rep in pending)
         out.write(
             f"verify: rechecking {count} suspect row(s), round {round_no} ({reason})\n"
@@ -402,7 +405,8 @@ def _recheck(
 
 
 def _wait_for_lag(source: Database, options: VerifyOptions, started: datetime) -> str:
-    """Wait until events older than the verify start are published, else a fixed delay."""
+    """Wait until events older than ``started`` (the recheck round's start) are published,
+    else a fixed delay."""
     drained = options.drained_past or (lambda t: _outbox_drained_past(source, t))
     deadline = time.monotonic() + options.recheck_timeout
     first = drained(started)
@@ -413,7 +417,7 @@ def _wait_for_lag(source: Database, options: VerifyOptions, started: datetime) -
         time.sleep(0.5)
         first = drained(started)
     time.sleep(min(options.recheck_delay, 1.0))
-    return "outbox drained past the verify start" if first else "outbox lag timeout"
+    return "outbox drained past the round's start" if first else "outbox lag timeout"
 
 
 def _outbox_drained_past(source: Database, started: datetime) -> bool | None:

@@ -202,3 +202,31 @@ def test_verify_recheck_reads_the_sqlite_outbox_timestamps(tmp_path):
         )
     finally:
         source.close()
+
+
+def test_each_recheck_round_waits_for_the_events_older_than_itself(dbs):
+    """A retraction made after the verify started is gone from the source when a recheck
+    re-reads it: the round must wait for the events older than the round, not only than
+    the verify, or the target's not-yet-applied row is reported as drift."""
+    from datetime import UTC, datetime
+
+    source, target = dbs
+    backfill(
+        plan(), source, target, BackfillOptions(batch_size=1000), out=io.StringIO()
+    )
+    target.execute("UPDATE billing_invoice SET total = '0' WHERE number = 9")
+    target.commit()  # a difference that stays, so that both recheck rounds run
+    asked: list[datetime] = []
+
+    def drained(since: datetime) -> bool:
+        asked.append(since)
+        return True
+
+    before = datetime.now(UTC)
+    report = verify(
+        plan(), source, target,
+        VerifyOptions(recheck_delay=0.05, drained_past=drained), out=io.StringIO(),
+    )  # fmt: skip
+    assert [d["key"] for d in report["tables"][0]["differences"]] == ["9"]
+    assert len(asked) == 2
+    assert before <= asked[0] < asked[1]  # each round's own start, later each time
