@@ -253,25 +253,28 @@ def test_every_framing_is_relayed_whole_and_the_connection_kept(
 def test_a_stale_kept_alive_connection_is_retried_for_reads_only(
     scripted, router_thread
 ):
-    def once_then_close(conn: Conn) -> None:
+    def once_then_hang_up(conn: Conn) -> None:
         if conn.request() is not None:
             conn.send(answer(b"first"))
-            time.sleep(0.1)  # closes its kept-alive connection behind the router's back
+        conn.request()  # the next request on this connection: read, never answered
+        # (a backend closing an idle connection just as the router reuses it)
 
-    backend = scripted(once_then_close)
+    backend = scripted(once_then_hang_up)
     router = router_thread(plain_config(backend.url), engine=True)
     client = Client(router.url)
     client.send(_get("/1"))
     assert client.answer()[2] == b"first"
-    time.sleep(0.3)
-    client.send(_get("/2"))  # sent on the stale connection, then again on a new one
+    client.send(_get("/2"))  # on the kept-alive connection, which hangs up: sent again
     assert client.answer()[2] == b"first"
-    time.sleep(0.3)
+    assert len(backend.requests) == 3
     client.send(b"POST /3 HTTP/1.1\r\nHost: f\r\nContent-Length: 1\r\n\r\nx")
-    status, _, body = client.answer()
-    assert status in (200, 502)  # sent once: a new connection, or the stale one failing
-    if status == 502:
-        assert json.loads(body)["error"]["code"] == "backend_error"
+    status, _, body = client.answer()  # a write is never sent twice
+    assert status == 502
+    assert json.loads(body)["error"] == {
+        "code": "backend_error",
+        "message": "Backend 'b' failed: connection closed by the backend.",
+    }
+    assert len(backend.requests) == 4
 
 
 def test_a_backend_that_does_not_answer_is_a_504_naming_it(scripted, router_thread):
