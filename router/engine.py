@@ -17,6 +17,7 @@ import ipaddress
 import logging
 import os
 import socket
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -74,6 +75,16 @@ class Adopted(HttpConnection):
             self.data_received(data)
 
 
+@dataclass(frozen=True)
+class Served:
+    """One config version as the engine has it: its backends and routes by index."""
+
+    state: State
+    backends: list[str]
+    routes: list  # in the engine's match order
+    labels: list[tuple[str, str, str]]  # per route: name, backend, access-log part
+
+
 class DataPath:
     def __init__(self, server: Server, sock: socket.socket) -> None:
         self.server = server
@@ -87,11 +98,8 @@ class DataPath:
             self.app._id_prefix,
         )
         self.engine.listen(sock.fileno())
-        self.sock = sock
-        # version -> (backend names, per route in the engine's order: (name, backend
-        # name, access-log part)), and its State and routes
-        self.versions: dict[int, tuple[list[str], list[tuple[str, str, str]]]] = {}
-        self.states: dict[int, tuple[State, list]] = {}
+        # What the engine's indexes mean, per config version it was given.
+        self.versions: dict[int, Served] = {}
         self.current: int | None = None
         self.handed_off = 0
         self.adopting: set[asyncio.Task] = set()
@@ -138,12 +146,10 @@ class DataPath:
             state.version, backends, routes, internal, settings.max_body_bytes,
             settings.shadow_max_body_bytes,
         )  # fmt: skip
-        self.versions[state.version] = (names, labels)
-        self.states[state.version] = (state, ordered)
+        self.versions[state.version] = Served(state, names, ordered, labels)
         self.current = state.version
         for old in sorted(self.versions)[:-KEEP_VERSIONS]:
             del self.versions[old]
-            self.states.pop(old, None)
 
     def _closed(self, name: str) -> bool:
         breaker = self.app.breakers.get(name)
@@ -176,7 +182,7 @@ class DataPath:
         version = self.current
         if version is None or version not in self.versions:
             return
-        for i, name in enumerate(self.versions[version][0]):
+        for i, name in enumerate(self.versions[version].backends):
             self.engine.allow(i, self._closed(name))
 
     def _handoff(self, fd: int, data: bytes) -> None:
@@ -208,11 +214,11 @@ class DataPath:
     ) -> None:
         """A shadowed read the engine answered: the job ``Router.handle`` would offer."""
         shadower = self.app.shadower
-        found = self.states.get(version)
+        found = self.versions.get(version)
         if shadower is None or found is None:
             return
-        state, routes = found
-        route = routes[index]
+        state = found.state
+        route = found.routes[index]
         shadow = route.shadow
         if primary_body is None:  # over shadow_max_body_bytes
             shadower.skip(route.name, shadow.to)
@@ -235,7 +241,9 @@ class DataPath:
 
     def _names(self, version: int, backend: int) -> str | None:
         found = self.versions.get(version)
-        return found[0][backend] if found and backend < len(found[0]) else None
+        if found is None or backend >= len(found.backends):
+            return None
+        return found.backends[backend]
 
     def _failure(self, version: int, backend: int, kind: str) -> None:
         name = self._names(version, backend)
@@ -274,7 +282,7 @@ class DataPath:
             found = self.versions.get(version)
             if found is None:
                 continue
-            name, backend, logged = found[1][route]
+            name, backend, logged = found.labels[route]
             STATS.add(name, backend, method, status, seconds)
             if access is not None:
                 access.add(rid, method, path, status, logged, version, seconds)
