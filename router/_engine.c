@@ -157,7 +157,6 @@ struct Table {
     int ninternal;
     long max_body;
     long shadow_max_body;
-    Table *next_retired;
 };
 
 static int seg_match(const Pattern *p, const char *path, size_t len) {
@@ -234,7 +233,6 @@ struct Ex {
     long long remaining;
     int up_keep;
     int sent; /* anything of the answer written to the client's buffer */
-    int done;
     /* chunked decoding */
     int cstate;
     long long csize;
@@ -268,7 +266,6 @@ struct Engine {
     char prefix[64];
     unsigned long long ids;
     Table *table;
-    Table *retired;
     Client *clients;
     int nclients, nexchanges;
     Record *records;
@@ -1032,7 +1029,6 @@ static void answer_done(Ex *x) {
     if (x->framing == F_CHUNKED || x->framing == F_CLOSE) {
         if (!x->head) buf_add(&x->c->out, "0\r\n\r\n", 5);
     }
-    x->done = 1;
     Engine *e = x->c->eng;
     PyObject *job = NULL;
     if (x->shadow) {
@@ -1142,9 +1138,6 @@ static int parse_head(Ex *x, Up *u) {
         x->remaining = clen;
         x->up_keep = !(http10 ? !conn_keep : conn_close) && x->framing != F_CLOSE;
         if (x->framing == F_NONE && !x->head && clen > 0) x->up_keep = 0; /* 204 with a body */
-        if (x->framing == F_NONE && x->head) {
-            /* HEAD: no body follows whatever the length says */
-        }
         if (status == 409 && !x->safe && x->framing == F_LENGTH && clen <= BODY_MAX) {
             /* it may be owned_elsewhere: decide on the whole answer */
             if ((long long)(n - headlen) < clen) return 0;
