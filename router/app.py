@@ -576,6 +576,7 @@ class Router:
                         primary_body=b"".join(captured.parts),
                         primary_backend=served_by,
                         primary_pool=state.pools[served_by],
+                        primary_dry_run=state.config.backends[served_by].dry_run,
                         recheck_seconds=settings.shadow_recheck_seconds,
                         principal=principal,
                         fence=fence,

@@ -46,9 +46,14 @@ async def completed(
         return fence
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.gather(*(w.done.wait() for w in pending)), wait)
-    latest: dict[tuple[str, str], EventRef] = {ref.aggregate: ref for ref in fence}
-    for write in pending:
-        for ref in write.refs:
+    return merged(fence, *(write.refs for write in pending))
+
+
+def merged(*fences: Iterable[EventRef]) -> tuple[EventRef, ...]:
+    """The highest seq per aggregate of all ``fences``, in order of first mention."""
+    latest: dict[tuple[str, str], EventRef] = {}
+    for fence in fences:
+        for ref in fence:
             known = latest.get(ref.aggregate)
             if known is None or known.seq < ref.seq:
                 latest[ref.aggregate] = ref

@@ -20,6 +20,15 @@ write, a recheck can race a newer write in its turn, so a pair that still differ
 rechecked again, up to ``RECHECKS`` times in all; one that differs every time is a
 mismatch. A recheck that cannot run (bound reached, a backend failing, shutdown)
 leaves the first mismatch standing, counted as ``unconfirmed`` too.
+
+A write is rechecked the same way only when its primary refused it (a 4xx) and reported no
+event: it changed nothing there, so the same request can be asked again of both sides, as
+a dry run on each (the primary's backend must run ``strangler.web.dryrun``), the shadow's
+fenced on the principal's writes known by then. That covers a dry run that met a service
+behind on an earlier write the router did not fence (one made before the route was
+shadowed): the monolith answers 409 ``already_voted``, the lagging service 201, and once
+the event arrived both answer 409. A write the primary carried out is never rechecked:
+asked again, the primary would meet its own write.
 """
 
 from __future__ import annotations
@@ -31,12 +40,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from router.fences import FenceBook, Write, completed
+from router.fences import FenceBook, Write, completed, merged
 from router.metrics import SHADOW
 from router.upstream import Pool, UpstreamError
 from strangler.compare import Comparison, Exchange, compare
 from strangler.events.refs import (
     APPLIED_HEADER,
+    EXECUTED,
     FENCE_HEADER,
     FENCE_TIMEOUT,
     OUTCOME_HEADER,
@@ -78,6 +88,21 @@ class ShadowJob:
     # the principal's writes still in flight when the fence was taken: their events join it
     pending: tuple[Write, ...] = ()
     overtake: tuple[EventRef, ...] = ()  # the events of the primary's own answer
+    primary_dry_run: bool = False  # the primary's backend runs strangler.web.dryrun
+
+    def recheckable(self) -> bool:
+        """Whether asking both backends again compares what the first asking did: always
+        for a read; for a write, only one the primary refused without an event, and as a
+        dry run on both sides."""
+        if self.recheck_seconds <= 0 or self.primary_pool is None:
+            return False
+        if self.method in SAFE_METHODS:
+            return True
+        return (
+            self.primary_dry_run
+            and not self.overtake
+            and 400 <= self.primary_status < 500
+        )
 
 
 # Each request ends as one of the first eight; "unconfirmed" also marks a mismatch whose
@@ -230,12 +255,7 @@ class Shadower:
             return
         primary = Exchange(job.primary_status, job.primary_headers, job.primary_body)
         result = self._compare(job, primary, candidate)
-        if (
-            not result.matched
-            and safe
-            and job.recheck_seconds > 0
-            and job.primary_pool is not None
-        ):
+        if not result.matched and job.recheckable():
             self._schedule(job, ShadowPair(primary, candidate, result))
             return
         self.counts.add(
@@ -245,18 +265,41 @@ class Shadower:
 
     def _executed(self, job: ShadowJob, candidate: Exchange) -> bool:
         """Whether the dry run ran; forgets the fences it found applied either way."""
+        self._forget_applied(job, candidate)
         outcome = _header(candidate.headers, OUTCOME_HEADER)
-        if job.principal is not None:
-            try:
-                applied = parse_refs(_header(candidate.headers, APPLIED_HEADER))
-            except BadRefs as exc:
-                log.warning("shadow backend sent bad applied refs: %s", exc)
-                applied = []
-            self.fences.forget(job.backend, job.principal, applied)
         if outcome in NOT_COMPARABLE:
             self.counts.add(job.route, job.backend, outcome)
             return False
         return True
+
+    def _forget_applied(self, job: ShadowJob, candidate: Exchange) -> None:
+        if job.principal is None:
+            return
+        try:
+            applied = parse_refs(_header(candidate.headers, APPLIED_HEADER))
+        except BadRefs as exc:
+            log.warning("shadow backend sent bad applied refs: %s", exc)
+            applied = []
+        self.fences.forget(job.backend, job.principal, applied)
+
+    def _both_executed(
+        self, job: ShadowJob, primary: Exchange, candidate: Exchange
+    ) -> bool:
+        """Whether both dry runs of a write's recheck ran (and forget the fences the
+        shadow found applied); a side that did not (its fence timed out, a backend that
+        refused the dry run) leaves nothing to compare."""
+        self._forget_applied(job, candidate)
+        ran = all(
+            _header(a.headers, OUTCOME_HEADER) == EXECUTED for a in (primary, candidate)
+        )
+        if not ran:
+            log.warning(
+                "shadow recheck of a write not executed: primary %s, shadow %s",
+                _header(primary.headers, OUTCOME_HEADER) or primary.status,
+                _header(candidate.headers, OUTCOME_HEADER) or candidate.status,
+                extra={"route": job.route, "backend": job.backend},
+            )
+        return ran
 
     def _compare(
         self, job: ShadowJob, primary: Exchange, candidate: Exchange
@@ -291,9 +334,23 @@ class Shadower:
     async def _recheck(self, job: ShadowJob) -> None:
         """The same request to both backends again, now that the event lag has passed."""
         assert job.first is not None and job.primary_pool is not None
+        safe = job.method in SAFE_METHODS
+        primary_headers = shadow_headers = job.headers
+        if not safe:
+            # Both sides as a dry run; only the shadow waits for the principal's writes.
+            known = (
+                self.fences.fence(job.backend, job.principal)
+                if job.principal is not None
+                else ()
+            )
+            fence = merged(job.fence, known)
+            primary_headers += _dry_run_lines(self.router_token, replace(job, fence=()))
+            shadow_headers += _dry_run_lines(
+                self.router_token, replace(job, fence=fence)
+            )
         primary, candidate = await asyncio.gather(
-            _fetch(job.primary_pool, job, job.headers, retry_stale=True),
-            _fetch(job.pool, job, job.headers, retry_stale=True),
+            _fetch(job.primary_pool, job, primary_headers, retry_stale=safe),
+            _fetch(job.pool, job, shadow_headers, retry_stale=safe),
             return_exceptions=True,
         )
         for answer in (primary, candidate):
@@ -307,6 +364,9 @@ class Shadower:
                 )
                 self._unconfirmed(job)
                 return
+        if not safe and not self._both_executed(job, primary, candidate):
+            self._unconfirmed(job)
+            return
         result = self._compare(job, primary, candidate)
         if not result.matched and job.rechecked + 1 < RECHECKS:
             self._schedule(replace(job, rechecked=job.rechecked + 1), job.first)

@@ -6,7 +6,10 @@ the HTTP transport of the consumer, so it decides when the service catches up).
 (a) the primary reports its events to the router, never to the client; (b) a retraction's
 dry run waits for the vote's creation to be applied on the service, then executes and
 matches; (c) a dry run whose primary's own event the service applied first is counted as
-overtaken, neither a match nor a mismatch.
+overtaken, neither a match nor a mismatch; (d) a cast refused by the monolith whose dry run
+met a service behind on a vote the router never fenced (cast before the route had a shadow)
+is asked again of both sides as dry runs, and converges once the service caught up, or
+stays a mismatch if it never does.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import closing
+from dataclasses import dataclass
+from typing import Any
 
 import psycopg2
 import pytest
@@ -106,6 +112,20 @@ def shadow_counts(router) -> dict[str, float]:
     return counts
 
 
+def live(router, version: int) -> None:
+    """Until the router runs config ``version``."""
+    deadline = time.monotonic() + 10
+    while True:
+        status = procs.http.get(
+            router.url + "/_strangler/api/status",
+            headers={"X-Strangler-Operator-Token": procs.OPERATOR_TOKEN},
+        ).json()
+        if status["version"] == version:
+            return
+        assert time.monotonic() < deadline, status["version"]
+        time.sleep(0.1)
+
+
 def no_new_record(store, count: int, seconds: float) -> None:
     """Still ``count`` shadow records after ``seconds``: the dry run is waiting."""
     time.sleep(seconds)
@@ -114,9 +134,19 @@ def no_new_record(store, count: int, seconds: float) -> None:
     assert len(lines) == count
 
 
-def test_dry_runs_wait_for_the_users_earlier_writes_and_overtaken_ones_are_not_compared(
-    tmp_path, store, start_router, vote_database
-):
+@dataclass
+class Polls:
+    monolith: procs.Proc
+    vote: procs.Proc
+    first: Any  # two choices on two questions
+    second: Any
+    auth: dict[str, str]  # one user's bearer token
+
+
+@pytest.fixture
+def polls(tmp_path, vote_database) -> Iterator[Polls]:
+    """The real monolith (the primary, on the test database) and the real vote service (on
+    its own scratch database, events delivered by hand), both with the router's token."""
     from django.db import connection
 
     from strangler.auth.tokens import issue_token
@@ -159,76 +189,165 @@ def test_dry_runs_wait_for_the_users_earlier_writes_and_overtaken_ones_are_not_c
     with procs.running(monolith, vote, ready=ready):
         # The service knows both choices, as the consumer would have made it.
         deliver(vote.url, choice_created(first), choice_created(second))
-        routes = (
-            "  - {name: votes, methods: [POST, DELETE], path: /api/votes/**,"
-            " to: monolith, shadow: vote}\n"
-        )
-        # The default read timeout (15 s), not the 1 s of config_text: a dry run waiting
-        # for its fence answers late.
-        text = config_text({"monolith": monolith.url, "vote": vote.url}, routes)
-        text = text.replace("read_timeout: 1.0", "read_timeout: 15.0")
-        store.commit(text, action="t", why="t")
-        router = start_router()
         auth = {"Authorization": f"Bearer {issue_token(user.pk)['access']}"}
+        yield Polls(monolith, vote, first, second, auth)
 
-        # (a) A cast: the monolith reports its event to the router only.
-        cast = procs.http.post(
-            router.url + "/api/votes/", json={"choice": first.pk}, headers=auth
-        )
-        assert cast.status_code == 201, cast.text
-        vote_id = cast.json()["id"]
-        assert "X-Strangler-Events" not in cast.headers
-        [record] = records(store.root, 1)
-        assert record["primary"]["headers"]["X-Strangler-Events"] == f"vote:{vote_id}@1"
-        assert record["comparison"]["matched"] is True, record
-        assert record["shadow"]["headers"]["X-Strangler-Dry-Run-Outcome"] == "executed"
 
-        # (b) Its retraction: the service has not applied the cast yet, so the dry run
-        # waits (no record), and executes once the cast is delivered: 204 like the primary.
-        gone = procs.http.delete(f"{router.url}/api/votes/{vote_id}/", headers=auth)
-        assert gone.status_code == 204
-        assert "X-Strangler-Events" not in gone.headers
-        no_new_record(store, 1, 1.0)
-        deliver(vote.url, outbox("vote", vote_id, 1))
-        retract = records(store.root, 2)[1]
-        assert retract["method"] == "DELETE" and retract["shadow"]["status"] == 204
-        assert retract["comparison"]["matched"] is True, retract
-        shadow_headers = retract["shadow"]["headers"]
-        assert shadow_headers["X-Strangler-Dry-Run-Outcome"] == "executed"
-        assert shadow_headers["X-Strangler-Applied"] == f"vote:{vote_id}@1"
+def test_dry_runs_wait_for_the_users_earlier_writes_and_overtaken_ones_are_not_compared(
+    store, start_router, polls
+):
+    monolith, vote, auth = polls.monolith, polls.vote, polls.auth
+    first, second = polls.first, polls.second
+    routes = (
+        "  - {name: votes, methods: [POST, DELETE], path: /api/votes/**,"
+        " to: monolith, shadow: vote}\n"
+    )
+    # The default read timeout (15 s), not the 1 s of config_text: a dry run waiting
+    # for its fence answers late.
+    text = config_text({"monolith": monolith.url, "vote": vote.url}, routes)
+    text = text.replace("read_timeout: 1.0", "read_timeout: 15.0")
+    store.commit(text, action="t", why="t")
+    router = start_router()
 
-        # (c) A new cast on the same question: its dry run waits for the retraction; the
-        # service gets the retraction and the new cast together, so when the dry run may
-        # run the primary's own vote is already there: overtaken, not compared.
-        again = procs.http.post(
-            router.url + "/api/votes/", json={"choice": first.pk}, headers=auth
-        )
-        assert again.status_code == 201, again.text
-        new_id = again.json()["id"]
-        no_new_record(store, 2, 0.5)
-        deliver(vote.url, outbox("vote", vote_id, 2), outbox("vote", new_id, 1))
-        deadline = time.monotonic() + 15
-        while shadow_counts(router).get("overtaken", 0) < 1:
-            assert time.monotonic() < deadline, shadow_counts(router)
-            time.sleep(0.1)
+    # (a) A cast: the monolith reports its event to the router only.
+    cast = procs.http.post(
+        router.url + "/api/votes/", json={"choice": first.pk}, headers=auth
+    )
+    assert cast.status_code == 201, cast.text
+    vote_id = cast.json()["id"]
+    assert "X-Strangler-Events" not in cast.headers
+    [record] = records(store.root, 1)
+    assert record["primary"]["headers"]["X-Strangler-Events"] == f"vote:{vote_id}@1"
+    assert record["comparison"]["matched"] is True, record
+    assert record["shadow"]["headers"]["X-Strangler-Dry-Run-Outcome"] == "executed"
 
-        # A cast on another question: nothing left to wait for, executed and matched.
-        other = procs.http.post(
-            router.url + "/api/votes/", json={"choice": second.pk}, headers=auth
-        )
-        assert other.status_code == 201, other.text
-        assert records(store.root, 3)[2]["comparison"]["matched"] is True
-        counts = shadow_counts(router)
-        assert counts["match"] == 3.0 and counts["overtaken"] == 1.0
-        assert "mismatch" not in counts and "fence-timeout" not in counts
-        status = procs.http.get(
-            router.url + "/_strangler/api/status",
-            headers={"X-Strangler-Operator-Token": procs.OPERATOR_TOKEN},
-        ).json()["shadow"]["votes"]
-        assert (status["compared"], status["not_comparable"], status["parity"]) == (
-            3,
-            1,
-            1.0,
-        )
-        assert len(records(store.root, 3)) == 3  # the overtaken dry run is not recorded
+    # (b) Its retraction: the service has not applied the cast yet, so the dry run
+    # waits (no record), and executes once the cast is delivered: 204 like the primary.
+    gone = procs.http.delete(f"{router.url}/api/votes/{vote_id}/", headers=auth)
+    assert gone.status_code == 204
+    assert "X-Strangler-Events" not in gone.headers
+    no_new_record(store, 1, 1.0)
+    deliver(vote.url, outbox("vote", vote_id, 1))
+    retract = records(store.root, 2)[1]
+    assert retract["method"] == "DELETE" and retract["shadow"]["status"] == 204
+    assert retract["comparison"]["matched"] is True, retract
+    shadow_headers = retract["shadow"]["headers"]
+    assert shadow_headers["X-Strangler-Dry-Run-Outcome"] == "executed"
+    assert shadow_headers["X-Strangler-Applied"] == f"vote:{vote_id}@1"
+
+    # (c) A new cast on the same question: its dry run waits for the retraction; the
+    # service gets the retraction and the new cast together, so when the dry run may
+    # run the primary's own vote is already there: overtaken, not compared.
+    again = procs.http.post(
+        router.url + "/api/votes/", json={"choice": first.pk}, headers=auth
+    )
+    assert again.status_code == 201, again.text
+    new_id = again.json()["id"]
+    no_new_record(store, 2, 0.5)
+    deliver(vote.url, outbox("vote", vote_id, 2), outbox("vote", new_id, 1))
+    deadline = time.monotonic() + 15
+    while shadow_counts(router).get("overtaken", 0) < 1:
+        assert time.monotonic() < deadline, shadow_counts(router)
+        time.sleep(0.1)
+
+    # A cast on another question: nothing left to wait for, executed and matched.
+    other = procs.http.post(
+        router.url + "/api/votes/", json={"choice": second.pk}, headers=auth
+    )
+    assert other.status_code == 201, other.text
+    assert records(store.root, 3)[2]["comparison"]["matched"] is True
+    counts = shadow_counts(router)
+    assert counts["match"] == 3.0 and counts["overtaken"] == 1.0
+    assert "mismatch" not in counts and "fence-timeout" not in counts
+    status = procs.http.get(
+        router.url + "/_strangler/api/status",
+        headers={"X-Strangler-Operator-Token": procs.OPERATOR_TOKEN},
+    ).json()["shadow"]["votes"]
+    assert (status["compared"], status["not_comparable"], status["parity"]) == (
+        3,
+        1,
+        1.0,
+    )
+    assert len(records(store.root, 3)) == 3  # the overtaken dry run is not recorded
     assert json.loads(record["shadow"]["body"])["choice"] == first.pk
+
+
+def test_a_rejected_write_that_raced_an_unfenced_earlier_one_is_rechecked_on_both_sides(
+    store, start_router, polls
+):
+    """The gap the plan's end-to-end run fell into: the user's first vote was cast while the
+    route had no shadow, so the router kept no fence for it. Their second cast on the same
+    question, shadowed, is answered 409 by the monolith, while its dry run meets a service
+    the first vote has not reached yet: 201. The primary committed nothing, so the same
+    request can be asked again, as a dry run on both sides, once the event lag passed."""
+    monolith, vote, auth, first = polls.monolith, polls.vote, polls.auth, polls.first
+    backends = {"monolith": monolith.url, "vote": vote.url}
+    path = "path: /api/votes/**, to: monolith"
+    plain = f"  - {{name: votes, methods: [POST, DELETE], {path}}}\n"
+    store.commit(config_text(backends, plain), action="t", why="t")
+    router = start_router()
+    cast = procs.http.post(
+        router.url + "/api/votes/", json={"choice": first.pk}, headers=auth
+    )
+    assert cast.status_code == 201, cast.text
+    vote_id = cast.json()["id"]
+
+    shadowed = f"  - {{name: votes, methods: [POST, DELETE], {path}, shadow: vote}}\n"
+    text = config_text(backends, shadowed, "  shadow_recheck_seconds: 3")
+    text = text.replace("read_timeout: 1.0", "read_timeout: 15.0")
+    store.commit(text, action="t", why="t")
+    live(router, 2)
+
+    again = procs.http.post(
+        router.url + "/api/votes/", json={"choice": first.pk}, headers=auth
+    )
+    assert again.status_code == 409, again.text
+    # Its dry run ran at once, on a service without the first vote; its difference
+    # waits for the recheck, unrecorded.
+    no_new_record(store, 0, 1.0)
+    deliver(vote.url, outbox("vote", vote_id, 1))  # the consumer catches up
+
+    [record] = records(store.root, 1)
+    assert record["dry_run"] is True
+    lagged = record["first"]
+    assert (lagged["primary"]["status"], lagged["shadow"]["status"]) == (409, 201)
+    assert lagged["comparison"]["matched"] is False
+    # The recheck: the same request as a dry run on both sides, after the lag.
+    assert (record["primary"]["status"], record["shadow"]["status"]) == (409, 409)
+    assert record["primary"]["headers"]["X-Strangler-Dry-Run"] == "rolled-back"
+    assert record["comparison"]["matched"] is True
+    counts = shadow_counts(router)
+    assert counts["converged"] == 1.0 and "mismatch" not in counts, counts
+    # Neither dry run wrote: one vote of this user, on the monolith only.
+    from strangler.dualwrite.models import OutboxEvent
+
+    assert OutboxEvent.objects.filter(aggregate_type="vote").count() == 1
+
+
+def test_a_rejected_write_that_still_differs_after_the_lag_is_a_mismatch(
+    store, start_router, polls
+):
+    monolith, vote, auth, first = polls.monolith, polls.vote, polls.auth, polls.first
+    backends = {"monolith": monolith.url, "vote": vote.url}
+    plain = "  - {name: votes, methods: [POST], path: /api/votes/, to: monolith}\n"
+    store.commit(config_text(backends, plain), action="t", why="t")
+    router = start_router()
+    cast = procs.http.post(
+        router.url + "/api/votes/", json={"choice": first.pk}, headers=auth
+    )
+    assert cast.status_code == 201, cast.text
+    shadowed = plain.replace("to: monolith", "to: monolith, shadow: vote")
+    text = config_text(backends, shadowed, "  shadow_recheck_seconds: 0.3")
+    store.commit(text, action="t", why="t")
+    live(router, 2)
+    again = procs.http.post(
+        router.url + "/api/votes/", json={"choice": first.pk}, headers=auth
+    )
+    assert again.status_code == 409, again.text
+    # The first vote never reaches the service: every recheck still differs.
+    [record] = records(store.root, 1)
+    assert record["first"]["shadow"]["status"] == 201
+    assert (record["primary"]["status"], record["shadow"]["status"]) == (409, 201)
+    assert record["comparison"]["matched"] is False
+    counts = shadow_counts(router)
+    assert counts["mismatch"] == 1.0 and "converged" not in counts, counts

@@ -157,7 +157,7 @@ def test_recheck_disabled_counts_the_first_difference(tmp_path):
     assert "first" not in record and primary.calls == []
 
 
-def test_unsafe_methods_are_never_rechecked(tmp_path):
+def test_a_write_the_primary_carried_out_is_never_rechecked(tmp_path):
     primary = FakePool(lambda n: 1)
     shadow = FakePool(lambda n: 0)
     s = shadower(tmp_path)
@@ -261,15 +261,21 @@ def test_recheck_setting_defaults_to_two_seconds_and_zero_disables():
 class DryRunPool(FakePool):
     """A shadow service answering dry runs with an outcome and the events it found applied."""
 
-    def __init__(self, outcome: str, applied: str = "") -> None:
-        super().__init__(lambda n: 1)
+    def __init__(
+        self,
+        outcome: str | Callable[[int], str],
+        applied: str = "",
+        answer: Callable[[int], int | Exception] = lambda n: 1,
+    ) -> None:
+        super().__init__(answer)
         self.outcome, self.applied = outcome, applied
 
     async def exchange(self, method, target, headers, body, retry_stale=False):
         response = await super().exchange(method, target, headers, body, retry_stale)
-        response.raw_headers.append(
-            (b"X-Strangler-Dry-Run-Outcome", self.outcome.encode())
-        )
+        outcome = self.outcome
+        if callable(outcome):
+            outcome = outcome(len(self.calls))
+        response.raw_headers.append((b"X-Strangler-Dry-Run-Outcome", outcome.encode()))
         if self.applied:
             response.raw_headers.append((b"X-Strangler-Applied", self.applied.encode()))
         return response
@@ -322,3 +328,75 @@ def test_a_dry_run_carries_its_fence_and_the_router_forgets_what_was_applied(tmp
     assert "X-Strangler-Overtake: vote:2@1\r\n" in sent
     assert s.fences.fence("vote", "7") == (EventRef("vote", "3", 1),)
     assert record["dry_run"] is True
+
+
+def refused_write(shadow: FakePool, primary: FakePool, **changes) -> ShadowJob:
+    """A cast the primary refused (409) without committing an event."""
+    from dataclasses import replace
+
+    refused = {
+        "primary_status": 409,
+        "primary_dry_run": True,
+        "principal": "7",
+        "fence": (EventRef("vote", "1", 2),),
+    }
+    return replace(job(shadow, primary, method="POST"), **{**refused, **changes})
+
+
+def test_a_refused_write_is_rechecked_as_a_dry_run_on_both_sides(tmp_path):
+    s = shadower(tmp_path)
+    behind_once = DryRunPool("executed", answer=lambda n: 0 if n == 1 else 1)
+    primary = DryRunPool("executed")
+    # A write of the same user answered since: the recheck waits for it too.
+    s.fences.add("vote", "7", [EventRef("vote", "3", 1)])
+    [record] = run(s, tmp_path, refused_write(behind_once, primary))
+    assert counts(s) == {"converged": 1}
+    assert record["dry_run"] is True and record["first"]["shadow"]["status"] == 200
+    [(_, to_primary)] = primary.calls
+    assert b"X-Strangler-Dry-Run: 1\r\n" in to_primary
+    assert b"X-Strangler-Router-Token: router-token\r\n" in to_primary
+    assert b"X-Strangler-Fence" not in to_primary  # the primary waits for nothing
+    first, again = (headers.decode() for _, headers in behind_once.calls)
+    assert "X-Strangler-Fence: vote:1@2\r\n" in first
+    assert "X-Strangler-Fence: vote:1@2, vote:3@1\r\n" in again
+    assert "X-Strangler-Overtake" not in again
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"primary_status": 201},  # carried out: asked again, it would meet itself
+        {"overtake": (EventRef("vote", "2", 1),)},  # refused, yet it committed an event
+        {"primary_dry_run": False},  # the primary cannot be asked for a dry run
+        {"primary_status": 503},
+        {"recheck_seconds": 0},
+    ],
+)
+def test_a_write_that_cannot_be_asked_again_counts_its_first_difference(
+    tmp_path, changes
+):
+    s = shadower(tmp_path)
+    primary = DryRunPool("executed")
+    shadow = DryRunPool("executed", answer=lambda n: 0)
+    [record] = run(s, tmp_path, refused_write(shadow, primary, **changes))
+    assert counts(s) == {"mismatch": 1}
+    assert "first" not in record and primary.calls == [] and len(shadow.calls) == 1
+
+
+@pytest.mark.parametrize("side", ["primary", "shadow"])
+def test_a_write_recheck_whose_dry_run_did_not_run_leaves_the_first_mismatch(
+    tmp_path, side
+):
+    s = shadower(tmp_path)
+    primary = DryRunPool("fence-timeout" if side == "primary" else "executed")
+    shadow = DryRunPool(
+        (lambda n: "executed" if n == 1 else "fence-timeout")
+        if side == "shadow"
+        else "executed",
+        answer=lambda n: 0,
+    )
+    [record] = run(s, tmp_path, refused_write(shadow, primary))
+    assert counts(s) == {"mismatch": 1, "unconfirmed": 1}
+    assert len(primary.calls) == 1 and len(shadow.calls) == 2
+    assert "first" not in record
+    assert json.loads(record["shadow"]["body"])["value"] == 0
