@@ -141,6 +141,7 @@ typedef struct {
     int backend;
     char *route_line;
     size_t route_line_len;
+    int shadowed;          /* has a shadow: its writes are Python's (dry runs, fences) */
     double shadow_percent; /* > 0: safe requests are shadowed (by Python, after) */
 } Route;
 
@@ -586,8 +587,9 @@ static int take_request(Client *c) {
     int safe = 0;
     for (int i = 0; SAFE[i]; i++)
         if (strlen(SAFE[i]) == mlen && memcmp(SAFE[i], p, mlen) == 0) safe = 1;
-    /* a shadowed write is a dry run with fences: Python's */
-    if (r->shadow_percent > 0 && !safe) return -1;
+    /* a shadowed write is a dry run with fences, and one sampled at 0 % still reports
+     * its events for the fences: Python's */
+    if (r->shadowed && !safe) return -1;
     /* the exchange */
     Ex *x = calloc(1, sizeof *x);
     if (!x) return -1;
@@ -1763,11 +1765,11 @@ static int pattern_from(PyObject *segs, int glob, Pattern *p) {
     return 0;
 }
 
-/* configure(version, backends, routes, internal, max_body)
+/* configure(version, backends, routes, internal, max_body, shadow_max_body)
  *   backends: (name, family "unix"|"inet"|"inet6"|"", address, port, host_header bytes,
  *              connect_timeout, read_timeout, max_connections, allowed)
  *   routes, in match order (most specific first): (methods tuple or None, segments,
- *              glob, plain, backend index, route line bytes)
+ *              glob, plain, backend index, route line bytes, shadowed, shadow percent)
  *   internal: (segments, glob) */
 static PyObject *Engine_configure(Engine *e, PyObject *args) {
     long version, max_body, shadow_max_body;
@@ -1843,12 +1845,13 @@ static PyObject *Engine_configure(Engine *e, PyObject *args) {
     for (int i = 0; i < t->nroutes; i++) {
         Route *r = &t->routes[i];
         PyObject *methods, *segs;
-        int glob, plain, backend;
+        int glob, plain, backend, shadowed;
         Py_buffer line;
         double shadow_percent;
-        if (!PyArg_ParseTuple(PyList_GET_ITEM(routes, i), "OOppiy*d", &methods, &segs, &glob,
-                              &plain, &backend, &line, &shadow_percent))
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(routes, i), "OOppiy*pd", &methods, &segs, &glob,
+                              &plain, &backend, &line, &shadowed, &shadow_percent))
             goto fail;
+        r->shadowed = shadowed;
         r->shadow_percent = shadow_percent;
         r->plain = plain;
         r->backend = backend;

@@ -136,6 +136,7 @@ class DataPath:
                 None if route.any_method else tuple(sorted(route.methods)),
                 tuple(route.pattern.segments), route.pattern.glob,
                 route.canary is None and not route.fallback, index[route.to], line,
+                route.shadow is not None,
                 float(route.shadow.percent) if route.shadow is not None else 0.0,
             ))  # fmt: skip
             labels.append((route.name, route.to, logged))

@@ -252,7 +252,10 @@ def summary(plan: Plan, kind: str, params: dict[str, Any]) -> str:
         for endpoint, fields in params["routes"].items():
             extra = []
             if "shadow" in fields:
-                extra.append(f"shadow {fields['shadow']['to']}")
+                shadow = fields["shadow"]
+                percent = shadow.get("percent", 100)
+                sampled = "" if percent >= 100 else f" {percent:g}%"
+                extra.append(f"shadow {shadow['to']}{sampled}")
             if "canary" in fields:
                 extra.append(
                     f"canary {fields['canary']['to']} {fields['canary']['percent']:g}%"

@@ -124,6 +124,12 @@ def desired(
             route["to"] = backend
         elif at >= _index("shadow") and service_dry_run:
             route["shadow"] = {"to": backend, "percent": 100}
+        elif at == _index("dual-write") and service_dry_run:
+            # Sampled at 0 %: nothing is shadowed yet, but the router asks the monolith
+            # for each write's events and keeps them per user, so the first dry runs at
+            # `shadow` wait for the writes made just before it (docs/router.md, "Causal
+            # fences").
+            route["shadow"] = {"to": backend, "percent": 0}
         routes[endpoint] = route
     return Desired(
         stage=stage,

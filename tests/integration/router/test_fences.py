@@ -324,6 +324,44 @@ def test_a_rejected_write_that_raced_an_unfenced_earlier_one_is_rechecked_on_bot
     assert OutboxEvent.objects.filter(aggregate_type="vote").count() == 1
 
 
+def test_a_shadow_sampled_at_zero_percent_keeps_fences_for_the_first_dry_runs(
+    store, start_router, polls
+):
+    """What the plan does at dual-write: the write route's shadow at 0 % sends nothing to
+    the service but keeps each user's events, so when shadowing starts the same user's
+    next dry run waits for the write made just before."""
+    monolith, vote, auth, first = polls.monolith, polls.vote, polls.auth, polls.first
+    backends = {"monolith": monolith.url, "vote": vote.url}
+    route = "  - {name: votes, methods: [POST], path: /api/votes/, to: monolith,"
+    text = config_text(backends, route + " shadow: {to: vote, percent: 0}}\n")
+    text = text.replace("read_timeout: 1.0", "read_timeout: 15.0")
+    store.commit(text, action="t", why="t")
+    router = start_router()
+    cast = procs.http.post(
+        router.url + "/api/votes/", json={"choice": first.pk}, headers=auth
+    )
+    assert cast.status_code == 201, cast.text
+    vote_id = cast.json()["id"]
+    assert "X-Strangler-Events" not in cast.headers
+    no_new_record(store, 0, 0.5)  # nothing shadowed at 0 %
+    assert shadow_counts(router) == {}
+
+    store.commit(text.replace("percent: 0", "percent: 100"), action="t", why="t")
+    live(router, 2)
+    again = procs.http.post(
+        router.url + "/api/votes/", json={"choice": first.pk}, headers=auth
+    )
+    assert again.status_code == 409, again.text
+    no_new_record(store, 0, 1.0)  # the dry run waits for the first vote
+    deliver(vote.url, outbox("vote", vote_id, 1))
+    [record] = records(store.root, 1)
+    assert "first" not in record  # right the first time: no recheck
+    assert (record["primary"]["status"], record["shadow"]["status"]) == (409, 409)
+    shadow_headers = record["shadow"]["headers"]
+    assert shadow_headers["X-Strangler-Applied"] == f"vote:{vote_id}@1"
+    assert shadow_counts(router) == {"match": 1.0}
+
+
 def test_a_rejected_write_that_still_differs_after_the_lag_is_a_mismatch(
     store, start_router, polls
 ):

@@ -49,6 +49,16 @@ def test_modes_per_stage(billing, stage, mono, svc):
 
 def test_routes_move_reads_before_writes(billing):
     read, write = "GET /api/invoices/**", "POST /api/invoices/"
+    assert desired(billing, "monolith", service_dry_run=True).routes[write] == {
+        "to": "monolith"
+    }
+    dual = desired(billing, "dual-write", service_dry_run=True).routes
+    assert dual[read] == {"to": "monolith"}
+    # Writes are not shadowed yet, but the router keeps each user's events for fences.
+    assert dual[write] == {"to": "monolith", "shadow": {"to": "billing", "percent": 0}}
+    assert desired(billing, "dual-write", service_dry_run=False).routes[write] == {
+        "to": "monolith"
+    }
     shadow = desired(billing, "shadow", service_dry_run=True).routes
     assert shadow[read] == {
         "to": "monolith",
@@ -110,3 +120,6 @@ def test_summary_names_what_changes(billing):
     assert (
         "GET /api/invoices/** → monolith (shadow billing, canary billing 10%)" in text
     )
+    dual = desired(billing, "dual-write", service_dry_run=True).routes
+    text = summary(billing, "routes", {"routes": dual})
+    assert "POST /api/invoices/ → monolith (shadow billing 0%)" in text
