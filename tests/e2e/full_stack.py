@@ -205,7 +205,7 @@ class FullStack:
                         name: {
                             "url": self.urls[name],
                             "socket": str(self.sockets / f"{name}.sock"),
-                            **({"dry_run": True} if name != "monolith" else {}),
+                            "dry_run": True,
                         }
                         for name in ("monolith", "vote", "choice")
                     },
