@@ -142,6 +142,25 @@ class Polls:
     second: Any
     auth: dict[str, str]  # one user's bearer token
 
+    def install(self, store, shadow: str = "", settings: str = "") -> None:
+        """Commit the one route, POST and DELETE on /api/votes/** to the monolith, with
+        ``shadow`` (YAML; none if empty). Backends keep the default read timeout (15 s),
+        not the 1 s of config_text: a dry run waiting for its fence answers late."""
+        extra = f", shadow: {shadow}" if shadow else ""
+        route = (
+            "  - {name: votes, methods: [POST, DELETE], path: /api/votes/**,"
+            f" to: monolith{extra}}}\n"
+        )
+        backends = {"monolith": self.monolith.url, "vote": self.vote.url}
+        text = config_text(backends, route, settings)
+        text = text.replace("read_timeout: 1.0", "read_timeout: 15.0")
+        store.commit(text, action="t", why="t")
+
+    def cast(self, router, choice) -> requests.Response:
+        return procs.http.post(
+            router.url + "/api/votes/", json={"choice": choice.pk}, headers=self.auth
+        )
+
 
 @pytest.fixture
 def polls(tmp_path, vote_database) -> Iterator[Polls]:
@@ -196,23 +215,12 @@ def polls(tmp_path, vote_database) -> Iterator[Polls]:
 def test_dry_runs_wait_for_the_users_earlier_writes_and_overtaken_ones_are_not_compared(
     store, start_router, polls
 ):
-    monolith, vote, auth = polls.monolith, polls.vote, polls.auth
-    first, second = polls.first, polls.second
-    routes = (
-        "  - {name: votes, methods: [POST, DELETE], path: /api/votes/**,"
-        " to: monolith, shadow: vote}\n"
-    )
-    # The default read timeout (15 s), not the 1 s of config_text: a dry run waiting
-    # for its fence answers late.
-    text = config_text({"monolith": monolith.url, "vote": vote.url}, routes)
-    text = text.replace("read_timeout: 1.0", "read_timeout: 15.0")
-    store.commit(text, action="t", why="t")
+    vote, auth, first, second = polls.vote, polls.auth, polls.first, polls.second
+    polls.install(store, shadow="vote")
     router = start_router()
 
     # (a) A cast: the monolith reports its event to the router only.
-    cast = procs.http.post(
-        router.url + "/api/votes/", json={"choice": first.pk}, headers=auth
-    )
+    cast = polls.cast(router, first)
     assert cast.status_code == 201, cast.text
     vote_id = cast.json()["id"]
     assert "X-Strangler-Events" not in cast.headers
@@ -238,9 +246,7 @@ def test_dry_runs_wait_for_the_users_earlier_writes_and_overtaken_ones_are_not_c
     # (c) A new cast on the same question: its dry run waits for the retraction; the
     # service gets the retraction and the new cast together, so when the dry run may
     # run the primary's own vote is already there: overtaken, not compared.
-    again = procs.http.post(
-        router.url + "/api/votes/", json={"choice": first.pk}, headers=auth
-    )
+    again = polls.cast(router, first)
     assert again.status_code == 201, again.text
     new_id = again.json()["id"]
     no_new_record(store, 2, 0.5)
@@ -251,9 +257,7 @@ def test_dry_runs_wait_for_the_users_earlier_writes_and_overtaken_ones_are_not_c
         time.sleep(0.1)
 
     # A cast on another question: nothing left to wait for, executed and matched.
-    other = procs.http.post(
-        router.url + "/api/votes/", json={"choice": second.pk}, headers=auth
-    )
+    other = polls.cast(router, second)
     assert other.status_code == 201, other.text
     assert records(store.root, 3)[2]["comparison"]["matched"] is True
     counts = shadow_counts(router)
@@ -280,32 +284,21 @@ def test_a_rejected_write_that_raced_an_unfenced_earlier_one_is_rechecked_on_bot
     question, shadowed, is answered 409 by the monolith, while its dry run meets a service
     the first vote has not reached yet: 201. The primary committed nothing, so the same
     request can be asked again, as a dry run on both sides, once the event lag passed."""
-    monolith, vote, auth, first = polls.monolith, polls.vote, polls.auth, polls.first
-    backends = {"monolith": monolith.url, "vote": vote.url}
-    path = "path: /api/votes/**, to: monolith"
-    plain = f"  - {{name: votes, methods: [POST, DELETE], {path}}}\n"
-    store.commit(config_text(backends, plain), action="t", why="t")
+    polls.install(store)
     router = start_router()
-    cast = procs.http.post(
-        router.url + "/api/votes/", json={"choice": first.pk}, headers=auth
-    )
+    cast = polls.cast(router, polls.first)
     assert cast.status_code == 201, cast.text
     vote_id = cast.json()["id"]
 
-    shadowed = f"  - {{name: votes, methods: [POST, DELETE], {path}, shadow: vote}}\n"
-    text = config_text(backends, shadowed, "  shadow_recheck_seconds: 3")
-    text = text.replace("read_timeout: 1.0", "read_timeout: 15.0")
-    store.commit(text, action="t", why="t")
+    polls.install(store, shadow="vote", settings="  shadow_recheck_seconds: 3")
     live(router, 2)
 
-    again = procs.http.post(
-        router.url + "/api/votes/", json={"choice": first.pk}, headers=auth
-    )
+    again = polls.cast(router, polls.first)
     assert again.status_code == 409, again.text
     # Its dry run ran at once, on a service without the first vote; its difference
     # waits for the recheck, unrecorded.
     no_new_record(store, 0, 1.0)
-    deliver(vote.url, outbox("vote", vote_id, 1))  # the consumer catches up
+    deliver(polls.vote.url, outbox("vote", vote_id, 1))  # the consumer catches up
 
     [record] = records(store.root, 1)
     assert record["dry_run"] is True
@@ -330,30 +323,21 @@ def test_a_shadow_sampled_at_zero_percent_keeps_fences_for_the_first_dry_runs(
     """What the plan does at dual-write: the write route's shadow at 0 % sends nothing to
     the service but keeps each user's events, so when shadowing starts the same user's
     next dry run waits for the write made just before."""
-    monolith, vote, auth, first = polls.monolith, polls.vote, polls.auth, polls.first
-    backends = {"monolith": monolith.url, "vote": vote.url}
-    route = "  - {name: votes, methods: [POST], path: /api/votes/, to: monolith,"
-    text = config_text(backends, route + " shadow: {to: vote, percent: 0}}\n")
-    text = text.replace("read_timeout: 1.0", "read_timeout: 15.0")
-    store.commit(text, action="t", why="t")
+    polls.install(store, shadow="{to: vote, percent: 0}")
     router = start_router()
-    cast = procs.http.post(
-        router.url + "/api/votes/", json={"choice": first.pk}, headers=auth
-    )
+    cast = polls.cast(router, polls.first)
     assert cast.status_code == 201, cast.text
     vote_id = cast.json()["id"]
     assert "X-Strangler-Events" not in cast.headers
     no_new_record(store, 0, 0.5)  # nothing shadowed at 0 %
     assert shadow_counts(router) == {}
 
-    store.commit(text.replace("percent: 0", "percent: 100"), action="t", why="t")
+    polls.install(store, shadow="{to: vote, percent: 100}")
     live(router, 2)
-    again = procs.http.post(
-        router.url + "/api/votes/", json={"choice": first.pk}, headers=auth
-    )
+    again = polls.cast(router, polls.first)
     assert again.status_code == 409, again.text
     no_new_record(store, 0, 1.0)  # the dry run waits for the first vote
-    deliver(vote.url, outbox("vote", vote_id, 1))
+    deliver(polls.vote.url, outbox("vote", vote_id, 1))
     [record] = records(store.root, 1)
     assert "first" not in record  # right the first time: no recheck
     assert (record["primary"]["status"], record["shadow"]["status"]) == (409, 409)
@@ -365,22 +349,13 @@ def test_a_shadow_sampled_at_zero_percent_keeps_fences_for_the_first_dry_runs(
 def test_a_rejected_write_that_still_differs_after_the_lag_is_a_mismatch(
     store, start_router, polls
 ):
-    monolith, vote, auth, first = polls.monolith, polls.vote, polls.auth, polls.first
-    backends = {"monolith": monolith.url, "vote": vote.url}
-    plain = "  - {name: votes, methods: [POST], path: /api/votes/, to: monolith}\n"
-    store.commit(config_text(backends, plain), action="t", why="t")
+    polls.install(store)
     router = start_router()
-    cast = procs.http.post(
-        router.url + "/api/votes/", json={"choice": first.pk}, headers=auth
-    )
+    cast = polls.cast(router, polls.first)
     assert cast.status_code == 201, cast.text
-    shadowed = plain.replace("to: monolith", "to: monolith, shadow: vote")
-    text = config_text(backends, shadowed, "  shadow_recheck_seconds: 0.3")
-    store.commit(text, action="t", why="t")
+    polls.install(store, shadow="vote", settings="  shadow_recheck_seconds: 0.3")
     live(router, 2)
-    again = procs.http.post(
-        router.url + "/api/votes/", json={"choice": first.pk}, headers=auth
-    )
+    again = polls.cast(router, polls.first)
     assert again.status_code == 409, again.text
     # The first vote never reaches the service: every recheck still differs.
     [record] = records(store.root, 1)
