@@ -404,6 +404,14 @@ static void record(Ex *x, int status) {
 }
 
 /* A JSON error answer, as app._error gives it (nothing of the answer sent yet). */
+/* While the router drains (SIGTERM), each answer says the connection ends after it. */
+static void close_if_stopping(Client *c, Buf *o) {
+    if (c->eng->stopping) {
+        buf_add(o, "connection: close\r\n", 19);
+        c->closing = 1;
+    }
+}
+
 static void error_answer(Ex *x, int code, const char *kind, const char *message) {
     Client *c = x->c;
     Route *rt = &x->t->routes[x->route];
@@ -421,6 +429,7 @@ static void error_answer(Ex *x, int code, const char *kind, const char *message)
     buf_add(o, x->rid, x->ridlen);
     buf_add(o, "\r\n", 2);
     buf_add(o, rt->route_line, rt->route_line_len);
+    close_if_stopping(c, o);
     buf_add(o, "\r\n", 2);
     if (!x->head) buf_add(o, body, n);
     x->sent = 1;
@@ -1166,10 +1175,7 @@ static int parse_head(Ex *x, Up *u) {
         buf_add(o, rt->route_line, rt->route_line_len);
         if (x->framing == F_CHUNKED || x->framing == F_CLOSE)
             buf_add(o, "transfer-encoding: chunked\r\n", 28);
-        if (c->eng->stopping) {
-            buf_add(o, "connection: close\r\n", 19);
-            c->closing = 1;
-        }
+        close_if_stopping(c, o);
         buf_add(o, "\r\n", 2);
         x->sent = 1;
         x->head_done = 1;

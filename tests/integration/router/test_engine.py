@@ -304,6 +304,37 @@ def test_a_backend_that_does_not_answer_is_a_504_naming_it(scripted, router_thre
     assert client.answer()[0] in (502, 504)  # the backend, released, hangs up now
 
 
+@pytest.mark.parametrize("fails", [False, True])
+def test_an_answer_during_the_drain_says_the_connection_ends(
+    scripted, router_thread, fails
+):
+    """Once SIGTERM stopped accepting, an answer in flight ends its connection, and says
+    so: relayed from the backend, or the engine's own 504."""
+    release, asked = threading.Event(), threading.Event()
+
+    def slow(conn: Conn) -> None:
+        while (req := conn.request()) is not None:
+            asked.set()
+            release.wait(10)
+            if not fails:
+                conn.send(answer(req))
+
+    backend = scripted(slow)
+    router = router_thread(plain_config(backend.url, read_timeout=1.0), engine=True)
+    client = Client(router.url)
+    client.send(_get("/slow"))
+    assert asked.wait(5)
+    router.loop.call_soon_threadsafe(router.datapath.stop_accepting)
+    time.sleep(0.2)
+    if not fails:
+        release.set()
+    status, headers, _ = client.answer()
+    release.set()
+    assert status == (504 if fails else 200)
+    assert _header(headers, "connection") == "close"
+    assert client.closed()
+
+
 def test_a_backend_dying_mid_answer_closes_the_clients_connection(
     scripted, router_thread
 ):
