@@ -1107,7 +1107,15 @@ static int parse_head(Ex *x, Up *u) {
             char *le = memchr(line, '\r', end + 2 - line);
             if (!le) return -1;
             char *colon = memchr(line, ':', le - line);
-            if (!colon) return -1;
+            if (!colon || colon == line) return -1;
+            /* as llhttp (the Python path) does: a name of token characters only (no
+             * whitespace before the colon, no folded line), a value without controls */
+            for (char *q = line; q < colon; q++)
+                if (!is_tchar((unsigned char)*q)) return -1;
+            for (char *q = colon + 1; q < le; q++) {
+                unsigned char ch = (unsigned char)*q;
+                if ((ch < 0x20 && ch != '\t') || ch == 0x7f) return -1;
+            }
             char *v = colon + 1, *ve = le;
             while (v < ve && (*v == ' ' || *v == '\t')) v++;
             while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
@@ -1165,7 +1173,6 @@ static int parse_head(Ex *x, Up *u) {
             char *le = memchr(line, '\r', end + 2 - line);
             char *colon = memchr(line, ':', le - line);
             size_t nl = colon - line;
-            /* a name with whitespace before its colon is passed as-is, as Python does */
             if (!stripped_response(line, nl)) buf_add(o, line, le + 2 - line);
             line = le + 2;
         }

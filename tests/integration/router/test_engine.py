@@ -113,6 +113,18 @@ def pair(scripted, router_thread):
     return backend, router_thread(config, engine=True), router_thread(config)
 
 
+@pytest.fixture
+def pair_of(scripted, router_thread):
+    """A router on the C data path and one on the Python path, both in front of one
+    backend running ``handler``."""
+
+    def start(handler):
+        config = plain_config(scripted(handler).url)
+        return router_thread(config, engine=True), router_thread(config)
+
+    return start
+
+
 REQUESTS = [
     _get("/a/b?x=1&y=2"),
     _get(
@@ -302,6 +314,31 @@ def test_a_backend_that_does_not_answer_is_a_504_naming_it(scripted, router_thre
     assert _header(headers, "x-strangler-route") == "plain; backend=b; version=1"
     client.send(_get("/next"))  # the client's connection is still good
     assert client.answer()[0] in (502, 504)  # the backend, released, hangs up now
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"Content-Length : 2\r\n",  # whitespace before the colon (RFC 9112 5.1)
+        b"Content-Length: 2\r\nX-A: 1\r\n folded\r\n",  # obs-fold
+        b"Content-Length: 2\r\nX-A: a\x01b\r\n",  # a control in a value
+        b"Content-Length: 2\r\n: empty\r\n",  # no name
+    ],
+)
+def test_a_malformed_answer_head_is_a_502_on_both_paths(pair_of, head):
+    """A head the backend got wrong is refused, never relayed: passed on, "Content-Length
+    : 2" was a length the client read and the engine did not, which re-chunked it."""
+
+    def bad(conn: Conn) -> None:
+        while conn.request() is not None:
+            conn.send(b"HTTP/1.1 200 OK\r\n" + head + b"\r\nok")
+
+    for router in pair_of(bad):
+        client = Client(router.url)
+        client.send(_get("/x"))
+        status, _, body = client.answer()
+        assert status == 502, (router.engine, head)
+        assert json.loads(body)["error"]["code"] == "backend_error"
 
 
 @pytest.mark.parametrize("fails", [False, True])
