@@ -174,11 +174,17 @@ class Response(asyncio.Protocol):
     # --- httptools callbacks -------------------------------------------------------------
 
     def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
+        status = self.parser.get_status_code()
         buf, self.head_buf = self.head_buf, b""
         end = buf.find(b"\r\n\r\n")
         if end < 0:  # the parser wants CRLF line ends: not seen to happen
             raise httptools.HttpParserError("no CRLF CRLF at the end of the head")
+        if 100 <= status < 200 and status != 101:
+            # An interim answer (103 Early Hints, an unasked 100): the real one follows,
+            # on the bytes after it. Dropped, as the C data path does.
+            self.head_buf = buf[end + 4 :]
+            return
+        self.status = status
         block = self.block = buf[buf.find(b"\r\n") + 2 : end + 2]
         lower = self.lower = b"\r\n" + block.lower()
         length = None
@@ -202,6 +208,8 @@ class Response(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        if not self.head_done:  # the end of an interim answer
+            return
         self.complete = True
         self.pool.inflight.discard(self)
         self._wake()

@@ -341,6 +341,29 @@ def test_a_malformed_answer_head_is_a_502_on_both_paths(pair_of, head):
         assert json.loads(body)["error"]["code"] == "backend_error"
 
 
+@pytest.mark.parametrize("apart", [False, True])
+def test_an_interim_answer_is_dropped_and_the_real_one_relayed_on_both_paths(
+    pair_of, apart
+):
+    """A 103 Early Hints before the answer, in the same read or apart. The Python path
+    used to relay the 103's head as a 200 with an empty body, and lose the answer."""
+
+    def hints(conn: Conn) -> None:
+        while (req := conn.request()) is not None:
+            conn.send(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\n")
+            if apart:
+                time.sleep(0.05)
+            conn.send(answer(req.split(b" ")[1]))
+
+    for router in pair_of(hints):
+        client = Client(router.url)
+        for path in ("/first", "/second"):  # the connection stays in step
+            client.send(_get(path))
+            status, headers, body = client.answer()
+            assert (status, body) == (200, path.encode()), router.engine
+            assert _header(headers, "link") is None
+
+
 @pytest.mark.parametrize("fails", [False, True])
 def test_an_answer_during_the_drain_says_the_connection_ends(
     scripted, router_thread, fails
