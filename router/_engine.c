@@ -5,9 +5,9 @@
  * client connections it accepts and its own connections to the backends. It answers the
  * requests it can answer exactly as the Python path would (router/app.py `Router.fast`
  * and the Task path: same upstream request, same answer head, same errors), and hands a
- * client connection to Python -- for good, with the bytes it has read and not answered --
- * at a request boundary, before anything of that request went upstream, whenever it
- * cannot: anything but a plain route (canary, shadow, fallback), the router's own pages,
+ * client connection to Python -- with the bytes it has read and not answered -- at a
+ * request boundary, before anything of that request went upstream, whenever it cannot
+ * (Python gives it back once that request is answered and nothing of the next is read): anything but a plain route (canary, shadow, fallback), the router's own pages,
  * internal paths and 404s, HTTP/1.0, chunked or large bodies, Expect, Upgrade, the
  * backend override, percent-encoded paths, an open breaker, a backend it cannot reach
  * without Python (TLS, a name to resolve), a connect that fails, and a write answered 409
@@ -24,14 +24,16 @@
  *   .fileno()  .listen(fd)
  *   .allow(backend, bool)  .run() -> seconds to the next timer or None  .tick() -> same
  *   .drain() -> [(version, route, backend, method, path, status, seconds, request_id)]
+ *   .adopt(fd) -> bool  a client connection given back by Python
  *   .stop_accepting()  .busy() -> (clients, exchanges)  .counts() -> (answered,
- *   handed off)  .close_idle()  .close()
+ *   handed off, taken back)  .close_idle()  .close()
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
@@ -271,7 +273,7 @@ struct Engine {
     int nclients, nexchanges;
     Record *records;
     size_t nrecords, caprecords;
-    unsigned long long answered, handed_off;
+    unsigned long long answered, handed_off, taken_back;
     void **graveyard; /* freed after the batch of events that killed them */
     size_t ngrave, capgrave;
     int stopping;
@@ -1463,35 +1465,39 @@ static void client_read(Client *c) {
     if (!c->dead) client_events(c);
 }
 
+/* A client connection (non-blocking) is the engine's from now on: accepted, or given back
+ * by Python between two requests. -1 if it could not be taken (the caller closes it). */
+static int client_add(Engine *e, int fd, const struct sockaddr_storage *ss) {
+    Client *c = calloc(1, sizeof *c);
+    if (!c) return -1;
+    c->kind = K_CLIENT;
+    c->fd = fd;
+    c->eng = e;
+    c->last = now_s();
+    int one = 1;
+    if (ss->ss_family == AF_INET) {
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, c->ip, sizeof c->ip);
+    } else if (ss->ss_family == AF_INET6) {
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, c->ip,
+                  sizeof c->ip);
+    }
+    c->next = e->clients;
+    if (e->clients) e->clients->prev = c;
+    e->clients = c;
+    e->nclients++;
+    epoll_set(e, fd, c, EPOLLIN | EPOLLRDHUP, EPOLL_CTL_ADD);
+    return 0;
+}
+
 static void accept_all(Engine *e, int lfd) {
     for (;;) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
         int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) return; /* EAGAIN, or another worker took it */
-        Client *c = calloc(1, sizeof *c);
-        if (!c) {
-            close(fd);
-            continue;
-        }
-        c->kind = K_CLIENT;
-        c->fd = fd;
-        c->eng = e;
-        c->last = now_s();
-        if (ss.ss_family == AF_INET) {
-            int one = 1;
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->ip, sizeof c->ip);
-        } else if (ss.ss_family == AF_INET6) {
-            int one = 1;
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, c->ip, sizeof c->ip);
-        }
-        c->next = e->clients;
-        if (e->clients) e->clients->prev = c;
-        e->clients = c;
-        e->nclients++;
-        epoll_set(e, fd, c, EPOLLIN | EPOLLRDHUP, EPOLL_CTL_ADD);
+        if (client_add(e, fd, &ss) < 0) close(fd);
     }
 }
 
@@ -1951,8 +1957,26 @@ static PyObject *Engine_busy(Engine *e, PyObject *unused) {
     return Py_BuildValue("(ii)", e->nclients, e->nexchanges);
 }
 
+/* adopt(fd) -> bool: a client connection Python gives back between two requests, with
+ * nothing of the next one read (what arrives is read here). The engine owns fd from now
+ * on if True; False while it stops accepting, or if it cannot (fd stays the caller's). */
+static PyObject *Engine_adopt(Engine *e, PyObject *arg) {
+    int fd = (int)PyLong_AsLong(arg);
+    if (fd < 0 && PyErr_Occurred()) return NULL;
+    if (e->stopping || fd < 0) Py_RETURN_FALSE;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0) Py_RETURN_FALSE;
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) Py_RETURN_FALSE;
+    if (client_add(e, fd, &ss) < 0) Py_RETURN_FALSE;
+    e->taken_back++;
+    Py_RETURN_TRUE;
+}
+
 static PyObject *Engine_counts(Engine *e, PyObject *unused) {
-    return Py_BuildValue("(KK)", e->answered, e->handed_off);
+    return Py_BuildValue("(KKK)", e->answered, e->handed_off, e->taken_back);
 }
 
 static PyObject *Engine_close_idle(Engine *e, PyObject *unused) {
@@ -1979,7 +2003,9 @@ static PyMethodDef Engine_methods[] = {
     {"drain", (PyCFunction)Engine_drain, METH_NOARGS, "the answered requests since last"},
     {"stop_accepting", (PyCFunction)Engine_stop_accepting, METH_NOARGS, "stop accepting"},
     {"busy", (PyCFunction)Engine_busy, METH_NOARGS, "(clients, exchanges)"},
-    {"counts", (PyCFunction)Engine_counts, METH_NOARGS, "(answered, handed off)"},
+    {"adopt", (PyCFunction)Engine_adopt, METH_O, "a client connection given back"},
+    {"counts", (PyCFunction)Engine_counts, METH_NOARGS,
+     "(answered, handed off, taken back)"},
     {"close_idle", (PyCFunction)Engine_close_idle, METH_NOARGS, "close idle clients"},
     {"close", (PyCFunction)Engine_close, METH_NOARGS, "close everything"},
     {NULL}};

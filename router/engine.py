@@ -2,8 +2,9 @@
 
 The engine accepts the router's client connections and answers the requests of plain
 routes by itself, with no Python per request; it gives a connection to Python (``Adopted``,
-the usual ``HttpConnection``) for good, with the bytes it has read, whenever a request is
-anything else. This module gives it each config version, keeps its breakers in step with
+the usual ``HttpConnection``), with the bytes it has read, whenever a request is anything
+else, and takes it back once Python answered it with nothing of the next request read
+(``Adopted.idle``, ``Engine.adopt``). This module gives it each config version, keeps its breakers in step with
 the router's, and turns what it answered into the router's metrics and access log lines.
 
 ``ROUTER_ENGINE``: ``c`` (the default when the extension is built: ``scripts/build_engine``,
@@ -17,6 +18,7 @@ import ipaddress
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -62,17 +64,48 @@ def wanted() -> bool:
 
 
 class Adopted(HttpConnection):
-    """A client connection the engine gave up, with the bytes it had read."""
+    """A client connection the engine handed over, with the bytes it had read; given back
+    (``give_back``) once the requests it could not serve are answered."""
 
-    def __init__(self, server: Server, data: bytes) -> None:
+    def __init__(
+        self, server: Server, data: bytes, give_back: Callable[[int], bool]
+    ) -> None:
         super().__init__(server)
         self.pending = data
+        self.give_back = give_back
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         data, self.pending = self.pending, b""
         if data:
             self.data_received(data)
+
+    def idle(self) -> None:
+        """Nothing of the next request read, every answer written: the engine takes the
+        connection back (and hands it over again if the next request is not its own).
+        Otherwise it stays here, for this request at least."""
+        transport = self.transport
+        if (
+            self.parsing is not None
+            or self.closed
+            or transport.get_write_buffer_size()
+            or self.server.stopping
+        ):
+            self.resume_reading()
+            return
+        # The engine gets a duplicate: closing the transport (which stops Python
+        # reading now, and closes its descriptor on the next loop turn) ends nothing.
+        try:
+            fd = os.dup(transport.get_extra_info("socket").fileno())
+        except OSError:
+            self.resume_reading()
+            return
+        if not self.give_back(fd):
+            os.close(fd)
+            self.resume_reading()
+            return
+        self.closed = True
+        transport.close()
 
 
 @dataclass(frozen=True)
@@ -195,7 +228,7 @@ class DataPath:
     async def _adopt(self, sock: socket.socket, data: bytes) -> None:
         try:
             await self.loop.connect_accepted_socket(
-                lambda: Adopted(self.server, data), sock
+                lambda: Adopted(self.server, data, self._take_back), sock
             )
         except OSError:
             sock.close()
@@ -265,9 +298,19 @@ class DataPath:
 
     # --- what it answered -----------------------------------------------------------------
 
+    def _take_back(self, fd: int) -> bool:
+        if not self.engine.adopt(fd):
+            return False
+        ENGINE.labels("taken_back").inc()
+        return True
+
     def counts(self) -> dict[str, int]:
-        answered, handed_off = self.engine.counts()
-        return {"answered": answered, "handed_off": handed_off}
+        answered, handed_off, taken_back = self.engine.counts()
+        return {
+            "answered": answered,
+            "handed_off": handed_off,
+            "taken_back": taken_back,
+        }
 
     def drain(self) -> None:
         records = self.engine.drain()

@@ -122,8 +122,8 @@ SHADOW = Counter(
 )
 ENGINE = Counter(
     "router_engine_total",
-    "The C data path: requests it answered itself (answered) and client connections it "
-    "gave to the Python path (handed_off)",
+    "The C data path: requests it answered itself (answered), client connections it "
+    "gave to the Python path (handed_off) and got back from it (taken_back)",
     ["event"],
     registry=REGISTRY,
 )

@@ -400,7 +400,11 @@ class HttpConnection(asyncio.Protocol):
         if self.waiting:
             self._start(self.waiting.popleft())
         else:
-            self.resume_reading()
+            self.idle()
+
+    def idle(self) -> None:
+        """Between two requests, with none waiting: read the next."""
+        self.resume_reading()
 
     def close(self) -> None:
         if not self.closed:

@@ -90,6 +90,15 @@ def _counts(router) -> dict:
     return router.datapath.counts()
 
 
+def _counts_become(router, **want: int) -> None:
+    """The engine's counts reach ``want``: the router's thread may still be finishing the
+    request whose answer the client already read."""
+    deadline = time.monotonic() + 2
+    while _counts(router) != want and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _counts(router) == want
+
+
 def _header(headers, name: str) -> str | None:
     for n, v in headers:
         if n.lower() == name:
@@ -195,6 +204,7 @@ def test_what_it_does_not_serve_goes_to_python_which_answers(scripted, router_th
         _get("/metrics"),
         _get("/_strangler/healthz"),
     ]
+    back = 0
     for number, request in enumerate(cases, start=1):
         client = Client(router.url)
         client.send(request)
@@ -203,12 +213,60 @@ def test_what_it_does_not_serve_goes_to_python_which_answers(scripted, router_th
             assert status == 100
             status, _, body = client.answer()
         assert status == 200, (request, body)
-        assert _counts(router)["handed_off"] == number
-        if b"HTTP/1.0" not in request:
-            client.send(_get("/after"))  # the same connection, on the Python path now
+        if b"HTTP/1.0" in request:  # not kept alive: it ends there
+            _counts_become(router, answered=back, handed_off=number, taken_back=back)
+        else:
+            # Answered, the connection goes back to the engine, which serves the next
+            # plain request on it.
+            back += 1
+            _counts_become(
+                router, answered=back - 1, handed_off=number, taken_back=back
+            )
+            client.send(_get("/after"))
             assert client.answer()[0] == 200
+            _counts_become(router, answered=back, handed_off=number, taken_back=back)
         client.close()
-    assert _counts(router)["answered"] == 0
+    assert back == len(cases) - 1
+
+
+def test_a_connection_moving_between_the_paths_answers_every_request_in_order(
+    scripted, router_thread
+):
+    """Plain requests (the engine's) and canaried ones (Python's) on one kept-alive
+    connection, one at a time and pipelined: each answer in order, and the connection
+    goes back to the engine after each of Python's."""
+
+    def echo(conn: Conn) -> None:  # answers with the path it was asked for
+        while (req := conn.request()) is not None:
+            conn.send(answer(req.split(b" ", 2)[1]))
+
+    backend = scripted(echo)
+    config = (
+        f"backends:\n  b: {{url: '{backend.url}'}}\n  c: {{url: '{backend.url}'}}\n"
+        "routes:\n  - {name: plain, path: /**, to: b}\n"
+        "  - {name: canaried, path: /c/**, to: b, canary: {to: c, percent: 50}}\n"
+    )
+    router = router_thread(config, engine=True)
+    client = Client(router.url)
+    post = b"POST /c/w HTTP/1.1\r\nHost: f\r\nContent-Length: 5\r\n\r\nhello"
+    rounds = [
+        [_get("/p1")],
+        [_get("/c/1")],
+        [_get("/p2")],
+        [post, _get("/p3")],  # Python's, then the engine's, in one write
+        [_get("/p4"), _get("/c/2"), _get("/p5")],
+        [_get("/c/3")],
+        [_get("/c/4")],
+        [_get("/p6")],
+    ]
+    for requests in rounds:
+        client.send(b"".join(requests))
+        for request in requests:
+            status, _, body = client.answer()
+            assert (status, body) == (200, request.split(b" ", 2)[1])
+    # Handed over at each canaried request, given back after it; a plain request behind
+    # one in the same write is Python's too (/p3, /p5); /p1, /p2, /p4 and /p6 the engine's.
+    _counts_become(router, answered=4, handed_off=5, taken_back=5)
 
 
 def test_pipelined_requests_are_answered_in_order(pair):
@@ -436,7 +494,7 @@ def test_5xx_opens_the_breaker_and_python_answers_while_it_is_open(
     status, _, body = client.answer()
     assert status == 503
     assert json.loads(body)["error"]["code"] == "circuit_open"
-    assert _counts(router) == {"answered": 3, "handed_off": 1}
+    _counts_become(router, answered=3, handed_off=1, taken_back=1)
 
 
 def test_a_write_refused_owned_elsewhere_is_sent_again_by_python(
@@ -468,7 +526,7 @@ def test_a_write_refused_owned_elsewhere_is_sent_again_by_python(
         == b"{}"
         == (backend.requests[1].split(b"\r\n\r\n", 1)[1])
     )
-    assert _counts(router) == {"answered": 0, "handed_off": 1}
+    _counts_become(router, answered=0, handed_off=1, taken_back=1)
 
 
 def test_a_backend_that_refuses_connections_gets_pythons_502(router_thread):
@@ -508,7 +566,7 @@ def test_a_shadowed_read_is_answered_by_the_engine_and_compared_by_python(
     while not counts.get("read", {}).get("match") and time.monotonic() < deadline:
         time.sleep(0.02)
     assert counts["read"]["match"] == 1
-    assert _counts(router) == {"answered": 1, "handed_off": 0}
+    _counts_become(router, answered=1, handed_off=0, taken_back=0)
     # the shadow got the primary's request: same target, headers and request id
     assert shadow.requests[0].replace(b"127.0.0.1:%d" % shadow.port, b"H") == (
         primary.requests[0].replace(b"127.0.0.1:%d" % primary.port, b"H")
