@@ -4,8 +4,9 @@ The engine accepts the router's client connections and answers the requests of p
 routes by itself, with no Python per request; it gives a connection to Python (``Adopted``,
 the usual ``HttpConnection``), with the bytes it has read, whenever a request is anything
 else, and takes it back once Python answered it with nothing of the next request read
-(``Adopted.idle``, ``Engine.adopt``). This module gives it each config version, keeps its breakers in step with
-the router's, and turns what it answered into the router's metrics and access log lines.
+(``Adopted.idle``, ``Engine.adopt``). This module gives it each config version, keeps its
+breakers in step with the router's, and turns what it answered into the router's metrics
+and access log lines.
 
 ``ROUTER_ENGINE``: ``c`` (the default when the extension is built: ``scripts/build_engine``,
 run by the README's commands) or ``python`` (every request on the Python path).
@@ -134,7 +135,7 @@ class DataPath:
         # What the engine's indexes mean, per config version it was given.
         self.versions: dict[int, Served] = {}
         self.current: int | None = None
-        self.handed_off = 0
+        self.moved = {"handed_off": 0, "taken_back": 0}  # as far as metrics counted
         self.adopting: set[asyncio.Task] = set()
         self.quick: asyncio.TimerHandle | None = None
         self.loop.add_reader(self.engine.fileno(), self._run)
@@ -228,7 +229,7 @@ class DataPath:
     async def _adopt(self, sock: socket.socket, data: bytes) -> None:
         try:
             await self.loop.connect_accepted_socket(
-                lambda: Adopted(self.server, data, self._take_back), sock
+                lambda: Adopted(self.server, data, self.engine.adopt), sock
             )
         except OSError:
             sock.close()
@@ -298,12 +299,6 @@ class DataPath:
 
     # --- what it answered -----------------------------------------------------------------
 
-    def _take_back(self, fd: int) -> bool:
-        if not self.engine.adopt(fd):
-            return False
-        ENGINE.labels("taken_back").inc()
-        return True
-
     def counts(self) -> dict[str, int]:
         answered, handed_off, taken_back = self.engine.counts()
         return {
@@ -314,10 +309,11 @@ class DataPath:
 
     def drain(self) -> None:
         records = self.engine.drain()
-        handed_off = self.engine.counts()[1]
-        if handed_off > self.handed_off:
-            ENGINE.labels("handed_off").inc(handed_off - self.handed_off)
-            self.handed_off = handed_off
+        counts = self.counts()
+        for event, counted in self.moved.items():
+            if counts[event] > counted:
+                ENGINE.labels(event).inc(counts[event] - counted)
+                self.moved[event] = counts[event]
         if not records:
             return
         ENGINE.labels("answered").inc(len(records))
