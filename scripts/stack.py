@@ -193,8 +193,8 @@ def router_bootstrap(var: Path, ports: Ports, sockets: dict[str, Path]) -> Path:
 def stale_router_store(store_dir: Path, bootstrap: Path) -> str | None:
     """The warning to print when the router's store already holds a config whose
     backends are not where this stack serves them (a var/ from before the Unix sockets,
-    or another ``--port-base``): the router keeps the stored version, and would go on
-    sending there. None when they match, or when there is no stored config yet (the
+    or another ``--port-base``), or lack the ``dry_run`` this stack's config gives them:
+    the router keeps the stored version, and would go on using it. None when they match, or when there is no stored config yet (the
     router installs the bootstrap) or it cannot be read (the router says why itself)."""
     store = RouteStore(store_dir)
     try:
@@ -218,11 +218,32 @@ def stale_router_store(store_dir: Path, bootstrap: Path) -> str | None:
         for name in DEPLOYABLES
         if name in wanted and address(stored.get(name)) != address(wanted[name])
     ]
-    if not moved:
+    # A store from before the monolith said it runs the dry-run middleware: shadowed
+    # writes it refused are never rechecked (docs/router.md, "Rechecking a refused write").
+    undeclared = [
+        name
+        for name in DEPLOYABLES
+        if name in wanted
+        and wanted[name].dry_run
+        and name in stored
+        and not stored[name].dry_run
+    ]
+    problems = []
+    if moved:
+        problems.append(
+            f"whose backends are not where this stack serves them: {'; '.join(moved)}"
+        )
+    if undeclared:
+        problems.append(
+            f"where {', '.join(undeclared)} {'lacks' if len(undeclared) == 1 else 'lack'}"
+            " dry_run: true (this stack's config has it), so writes refused there under"
+            " a shadow are never rechecked"
+        )
+    if not problems:
         return None
     return (
-        f"stack: the router keeps its stored config (version {version}), whose backends "
-        f"are not where this stack serves them: {'; '.join(moved)}. To move them: "
+        f"stack: the router keeps its stored config (version {version}), "
+        f"{'; and '.join(problems)}. To take this stack's backends: "
         f"STRANGLER_ROUTER_DIR={store_dir} .venv/bin/strangler route apply {bootstrap} "
         "--why 'the stack serves its backends elsewhere' "
         "(it also puts the example's routes back), or ./scripts/run --reset (starts the "

@@ -188,7 +188,7 @@ def test_a_stored_router_config_elsewhere_is_named_with_the_command_that_moves_i
         in said
     )
     assert f"{var / 'run' / 'choice.sock'})" in said
-    command = said.split("To move them: ", 1)[1].split(" (it also", 1)[0]
+    command = said.split("To take this stack's backends: ", 1)[1].split(" (it also")[0]
     assert command.startswith(f"STRANGLER_ROUTER_DIR={store_dir} .venv/bin/strangler ")
     argv = shlex.split(command.split(" ", 1)[1])
     done = subprocess.run(
@@ -201,6 +201,27 @@ def test_a_stored_router_config_elsewhere_is_named_with_the_command_that_moves_i
     assert done.returncode == 0, done.stderr
     assert RouteStore(store_dir).current_version() == 2
     assert stack.stale_router_store(store_dir, bootstrap) is None
+
+
+def test_a_stored_config_without_the_monolith_s_dry_run_is_named(tmp_path):
+    """A store from before the monolith backend said ``dry_run: true``: same addresses,
+    yet shadowed writes the monolith refuses would never be rechecked."""
+    var = tmp_path / "var"
+    var.mkdir()
+    bootstrap = stack.router_bootstrap(
+        var, stack.Ports.from_base(8000), stack.prepare_sockets(var)
+    )
+    old = bootstrap.read_text()
+    assert old.count("dry_run: true") == 3
+    old = old.replace("dry_run: true", "dry_run: false", 1)  # the monolith's, first
+    store_dir = var / "router"
+    RouteStore(store_dir).commit(old, action="first start", why="test")
+
+    said = stack.stale_router_store(store_dir, bootstrap)
+
+    assert said.startswith("stack: the router keeps its stored config (version 1), ")
+    assert "where monolith lacks dry_run: true (this stack's config has it)" in said
+    assert "not where this stack serves them" not in said
 
 
 def test_no_word_about_the_router_store_when_it_is_empty_or_broken(tmp_path):
