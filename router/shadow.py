@@ -240,7 +240,7 @@ class Shadower:
             if job.pending:
                 job.fence = await completed(job.fence, job.pending)
                 job.pending = ()
-            headers += _dry_run_lines(self.router_token, job)
+            headers += _dry_run_lines(self.router_token, job.fence, job.overtake)
         try:
             candidate = await _fetch(job.pool, job, headers, retry_stale=safe)
         except UpstreamError as exc:
@@ -344,10 +344,8 @@ class Shadower:
                 else ()
             )
             fence = merged(job.fence, known)
-            primary_headers += _dry_run_lines(self.router_token, replace(job, fence=()))
-            shadow_headers += _dry_run_lines(
-                self.router_token, replace(job, fence=fence)
-            )
+            primary_headers += _dry_run_lines(self.router_token)
+            shadow_headers += _dry_run_lines(self.router_token, fence)
         primary, candidate = await asyncio.gather(
             _fetch(job.primary_pool, job, primary_headers, retry_stale=safe),
             _fetch(job.pool, job, shadow_headers, retry_stale=safe),
@@ -442,12 +440,16 @@ async def _exchange(
     )
 
 
-def _dry_run_lines(token: str, job: ShadowJob) -> bytes:
+def _dry_run_lines(
+    token: str,
+    fence: tuple[EventRef, ...] = (),
+    overtake: tuple[EventRef, ...] = (),
+) -> bytes:
     lines = f"{DRY_RUN_HEADER}: 1\r\n{TOKEN_HEADER}: {token}\r\n"
-    if job.fence:
-        lines += f"{FENCE_HEADER}: {format_refs(job.fence)}\r\n"
-    if job.overtake:
-        lines += f"{OVERTAKE_HEADER}: {format_refs(job.overtake)}\r\n"
+    if fence:
+        lines += f"{FENCE_HEADER}: {format_refs(fence)}\r\n"
+    if overtake:
+        lines += f"{OVERTAKE_HEADER}: {format_refs(overtake)}\r\n"
     return lines.encode()
 
 
